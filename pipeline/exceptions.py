@@ -1,0 +1,86 @@
+"""Every error the pipeline raises on purpose, under one root.
+
+Callers catch :class:`PipelineError` to handle anything of ours, or a leaf to handle one case.
+``ClientError`` from boto3 is translated at the boundary (``raise ... from exc``); nothing else
+leaks raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.events import Event
+
+__all__ = [
+    "ConfigurationError",
+    "DecodeError",
+    "DeliveryError",
+    "EventValidationError",
+    "PipelineError",
+    "RecordTooLargeError",
+]
+
+
+class PipelineError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigurationError(PipelineError):
+    """A setting is missing or malformed; the message says which one and how to fix it."""
+
+
+class EventValidationError(PipelineError):
+    """An event does not match the schema: ``field`` names the dotted path, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class DecodeError(PipelineError):
+    """Bytes that cannot become an event. Keeps the exact raw bytes, the reason and the position.
+
+    ``raw`` is the smallest unit that failed: a whole Kinesis record when the record itself is bad
+    (bad gzip, bad KPL MD5), a KPL sub-record or an NDJSON line when only that part is bad.
+    ``sub_sequence_number`` is set for KPL sub-records, ``index`` for the line inside a payload.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        raw: bytes,
+        *,
+        shard_id: str = "",
+        sequence_number: str = "",
+        sub_sequence_number: int | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+        self.shard_id = shard_id
+        self.sequence_number = sequence_number
+        self.sub_sequence_number = sub_sequence_number
+        self.index = index
+
+    def __repr__(self) -> str:
+        where = f"{self.shard_id}:{self.sequence_number}" if self.sequence_number else "?"
+        return f"DecodeError({self.reason!r}, at={where}, sub={self.sub_sequence_number}, raw={len(self.raw)}B)"
+
+
+class RecordTooLargeError(PipelineError):
+    """One event alone encodes past Kinesis' 1 MiB record limit and can never be sent."""
+
+
+class DeliveryError(PipelineError):
+    """The producer spent its retry budget; ``undelivered`` lists every event not written to Kinesis.
+
+    Events not listed were written exactly once by the producer's own sends.
+    """
+
+    def __init__(self, message: str, undelivered: Sequence[Event]) -> None:
+        super().__init__(f"{message} ({len(undelivered)} events not delivered)")
+        self.undelivered = list(undelivered)
