@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["Settings", "aws_client"]
 
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # noqa: S105 - emulator only
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # emulator only
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Settings:
         """``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and ``PIPELINE_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL``)."""
         env = os.environ if environ is None else environ
         return cls(
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("PIPELINE_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL") or None,
         )
 
