@@ -1,0 +1,174 @@
+"""KPL aggregation: the Kinesis Producer Library's record format, done without printing or dropping.
+
+Format (``amazon-kinesis-producer/aggregation-format.md``): ``f3 89 9a c2`` magic, a protobuf
+``AggregatedRecord`` (partition-key table, explicit-hash-key table, records that index into them),
+then the 16-byte MD5 of the protobuf bytes. The protobuf messages are aws-kinesis-agg's own
+generated classes; its de-aggregator prints to stderr and yields the broken record as if it were
+data, so this module parses the messages itself.
+
+Guarantees: :func:`deaggregate` returns every user record in order (index = sub-sequence number) or
+raises :class:`~pipeline.exceptions.DecodeError` with the whole raw record; it never prints and never
+returns a partial list. :func:`aggregate` output round-trips through :func:`deaggregate` exactly, and
+:class:`AggregateBuilder` never produces a record over its size budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pipeline.exceptions import DecodeError
+
+__all__ = [
+    "KPL_MAGIC",
+    "AggregateBuilder",
+    "UserRecord",
+    "aggregate",
+    "deaggregate",
+    "has_kpl_magic",
+]
+
+KPL_MAGIC: Final = b"\xf3\x89\x9a\xc2"
+_DIGEST: Final = 16
+_OVERHEAD: Final = len(KPL_MAGIC) + _DIGEST
+
+
+def _load_messages() -> Any:
+    # aws-kinesis-agg's generated messages_pb2 does a top-level ``import config_pb2``; the library
+    # makes that work by putting its own folder on sys.path at import time. Alias the module instead,
+    # so importing this codec leaves sys.path alone.
+    if "config_pb2" not in sys.modules:
+        sys.modules["config_pb2"] = importlib.import_module("aws_kinesis_agg.config_pb2")
+    return importlib.import_module("aws_kinesis_agg.messages_pb2")
+
+
+_pb: Final = _load_messages()
+_AggregatedRecord: Final = _pb.AggregatedRecord
+_PbDecodeError: Final = importlib.import_module("google.protobuf.message").DecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """One user record inside an aggregate: what the producer passed to the KPL's ``addUserRecord``."""
+
+    partition_key: str
+    explicit_hash_key: str | None
+    data: bytes
+
+
+def has_kpl_magic(data: bytes) -> bool:
+    """True when ``data`` starts with the KPL magic and is long enough to hold a digest."""
+    return len(data) >= _OVERHEAD and data[:4] == KPL_MAGIC
+
+
+def deaggregate(data: bytes) -> list[UserRecord]:
+    """Parse one aggregated record. Raises :class:`DecodeError` (bad MD5, bad protobuf, bad indexes)."""
+    if not has_kpl_magic(data):
+        raise DecodeError("not a KPL aggregate (magic bytes missing or record too short)", data)
+    body = data[4:-_DIGEST]
+    if hashlib.md5(body).digest() != data[-_DIGEST:]:  # noqa: S324 - MD5 is the format's checksum, not security
+        raise DecodeError("KPL aggregate MD5 mismatch (corrupted or truncated record)", data)
+    message = _AggregatedRecord()
+    try:
+        message.ParseFromString(body)
+    except _PbDecodeError as exc:
+        raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
+    keys = list(message.partition_key_table)
+    hash_keys = list(message.explicit_hash_key_table)
+    out = []
+    for sub, record in enumerate(message.records):
+        try:
+            key = keys[record.partition_key_index]
+            hash_key = hash_keys[record.explicit_hash_key_index] if record.HasField("explicit_hash_key_index") else None
+        except IndexError:
+            raise DecodeError(f"KPL sub-record {sub} points outside the key tables", data) from None
+        out.append(UserRecord(key, hash_key, record.data))
+    return out
+
+
+def _varint_size(value: int) -> int:
+    size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+def _field_size(length: int) -> int:
+    """Bytes of a length-delimited protobuf field with a one-byte tag."""
+    return 1 + _varint_size(length) + length
+
+
+class AggregateBuilder:
+    """Packs user records into one aggregate without passing ``max_bytes`` (magic and MD5 included).
+
+    Sizes are computed exactly as protobuf will serialise them, so :meth:`try_add` answers before the
+    bytes exist. Not thread-safe: one builder per producer thread or per shard buffer.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._keys: dict[str, int] = {}
+        self._hash_keys: dict[str, int] = {}
+        self._records: list[tuple[int, int | None, bytes]] = []
+        self._size = _OVERHEAD
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def size(self) -> int:
+        """Bytes the aggregate would have now."""
+        return self._size
+
+    def _cost(self, partition_key: str, explicit_hash_key: str | None, data: bytes) -> int:
+        key_index = self._keys.get(partition_key, len(self._keys))
+        inner = 1 + _varint_size(key_index) + _field_size(len(data))
+        cost = 0
+        if partition_key not in self._keys:
+            cost += _field_size(len(partition_key.encode()))
+        if explicit_hash_key is not None:
+            hash_index = self._hash_keys.get(explicit_hash_key, len(self._hash_keys))
+            inner += 1 + _varint_size(hash_index)
+            if explicit_hash_key not in self._hash_keys:
+                cost += _field_size(len(explicit_hash_key.encode()))
+        return cost + _field_size(inner)
+
+    def try_add(self, partition_key: str, explicit_hash_key: str | None, data: bytes) -> bool:
+        """Add the record if it fits; return False (and change nothing) if it does not."""
+        cost = self._cost(partition_key, explicit_hash_key, data)
+        if self._size + cost > self.max_bytes:
+            return False
+        key_index = self._keys.setdefault(partition_key, len(self._keys))
+        hash_index = None
+        if explicit_hash_key is not None:
+            hash_index = self._hash_keys.setdefault(explicit_hash_key, len(self._hash_keys))
+        self._records.append((key_index, hash_index, data))
+        self._size += cost
+        return True
+
+    def build(self) -> bytes:
+        """Serialise the aggregate (magic + protobuf + MD5). The builder keeps its contents."""
+        message = _AggregatedRecord()
+        message.partition_key_table.extend(self._keys)
+        message.explicit_hash_key_table.extend(self._hash_keys)
+        for key_index, hash_index, data in self._records:
+            record = message.records.add()
+            record.partition_key_index = key_index
+            if hash_index is not None:
+                record.explicit_hash_key_index = hash_index
+            record.data = data
+        body: bytes = message.SerializeToString()
+        return KPL_MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - format checksum
+
+
+def aggregate(records: list[UserRecord], max_bytes: int = 1024 * 1024) -> bytes:
+    """One aggregate holding all ``records``; raises ``ValueError`` if they do not fit ``max_bytes``."""
+    builder = AggregateBuilder(max_bytes)
+    for record in records:
+        if not builder.try_add(record.partition_key, record.explicit_hash_key, record.data):
+            raise ValueError(f"{len(records)} user records do not fit one aggregate of {max_bytes} bytes")
+    return builder.build()
