@@ -1,0 +1,85 @@
+"""Small I/O helpers shared by the commands: input files, NDJSON events, progress on stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from pipeline.events import Event, parse_event
+from pipeline.exceptions import EventValidationError
+
+__all__ = ["Progress", "open_input", "read_events"]
+
+
+@contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """``-`` is standard input; anything else a file, with an error that says which file is missing."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"pipeline: input file not found: {path}")
+    with file.open("rb") as handle:
+        yield handle
+
+
+def read_events(stream: BinaryIO, errors: list[str]) -> Iterator[Event]:
+    """Valid events from NDJSON; each bad line appends ``line N: reason`` to ``errors`` and is skipped."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield parse_event(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            errors.append(f"line {number}: invalid JSON: {exc}")
+        except EventValidationError as exc:
+            errors.append(f"line {number}: invalid event: {exc}")
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal (or ``force``).
+
+    At most ten redraws a second, so it costs nothing on hot loops.
+    """
+
+    def __init__(self, label: str, total: int | None = None, *, force: bool = False, unit: str = "events") -> None:
+        self.label = label
+        self.total = total
+        self.unit = unit
+        self.done = 0
+        self.enabled = force or sys.stderr.isatty()
+        self._start = time.monotonic()
+        self._drawn = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= 0.1:
+            self._drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            eta = (self.total - self.done) / rate if rate else 0.0
+            text = f"{self.label} [{bar:<30}] {self.done}/{self.total} {self.unit} {rate:,.0f}/s eta {eta:.0f}s"
+        else:
+            text = f"{self.label} {self.done} {self.unit} {rate:,.0f}/s"
+        sys.stderr.write("\r" + text[:150])
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic())
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,69 @@
+"""``pipeline``: the project's command line. Each command lives in its own module, imported on use.
+
+Exit status: 0 success; 1 the command ran but found bad input or a failed check; 2 usage or
+configuration errors (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+__all__ = ["main"]
+
+# command -> (module, one-line help). Modules expose ``configure(parser)`` and ``run(args) -> int``.
+COMMANDS: Final = {
+    "generate": ("pipeline.cli.generate_cmd", "write the reference synthetic workload as NDJSON events"),
+    "encode": ("pipeline.cli.codec_cmd", "pack NDJSON events into Kinesis records (one JSON line per record)"),
+    "decode": ("pipeline.cli.codec_cmd", "decode records, a Lambda Kinesis event or a Firehose event into events"),
+    "produce": ("pipeline.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
+    "bench": ("pipeline.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
+}
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Serverless event-streaming pipeline: produce, decode and inspect events; run benchmarks.",
+        epilog="Run 'pipeline COMMAND --help' for a command's options. "
+        "AWS access: --endpoint-url or PIPELINE_ENDPOINT_URL (unset means real AWS).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = {}
+    for name, (_, summary) in COMMANDS.items():
+        subparsers[name] = sub.add_parser(name, help=summary, description=summary)
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pipeline`` console script."""
+    parser, subparsers = _parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # Configure only the chosen command's parser, so one command's imports never slow another.
+    chosen = next((a for a in args_list if a in COMMANDS), None)
+    if chosen is not None:
+        module = importlib.import_module(COMMANDS[chosen][0])
+        module.configure(subparsers[chosen], chosen)
+    args = parser.parse_args(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

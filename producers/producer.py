@@ -1,0 +1,306 @@
+"""The producer services embed: buffer, encode, ``PutRecords`` within limits, resend only what failed.
+
+Guarantees:
+
+- **No duplicates from our own resends.** After a ``PutRecords`` response, only entries carrying an
+  ``ErrorCode`` are sent again; an entry reported written is never resent. A whole call that failed
+  with an error response (throttling, 5xx) wrote nothing and is resent whole. The one ambiguous case is
+  a connection lost *after* the request was sent (read timeout): Kinesis may have written it, and the
+  resend can duplicate. Consumers deduplicate by ``event_id`` for that reason.
+- **Per-key order within a shard.** A call never carries two records with the same ordering key
+  (partition key; for batched formats, the shard), and a record whose key waits behind an earlier
+  pending one is held back, so a resend can never land after a later record of the same key.
+- **Bounded retries.** Each record gets ``max_attempts`` sends with exponential backoff and full
+  jitter. When a record runs out, it and every later record of its key are given up, the rest still
+  go, and :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered. Errors that can
+  never succeed (unknown stream, access denied) give up at once.
+- Thread-safe: ``put`` from any thread; one flush runs at a time. A background thread flushes after
+  ``linger_seconds``; if that flush fails, its error is raised by the next ``put``, ``flush`` or
+  ``close`` (never swallowed).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from pipeline.codecs import (
+    MAX_RECORDS_PER_PUT,
+    MAX_REQUEST_BYTES,
+    OutputRecord,
+    RecordFormat,
+    encode_records,
+)
+from pipeline.events import Event
+from pipeline.exceptions import DeliveryError
+from pipeline.partitioning import ShardMap
+
+__all__ = ["Producer", "ProducerStats"]
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "KMSThrottlingException",
+        "InternalFailure",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+    }
+)
+_NETWORK_ERRORS: Final = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+
+
+@dataclass(slots=True)
+class ProducerStats:
+    """Counters since the producer was created. ``retries`` counts entries sent again."""
+
+    events: int = 0
+    records: int = 0
+    bytes: int = 0
+    put_calls: int = 0
+    retries: int = 0
+    throttled_calls: int = 0
+    failed_entries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: OutputRecord
+    key: str
+    attempts: int = 0
+
+
+class Producer:
+    """Publishes events to one Kinesis stream. Use as a context manager, or call :meth:`close`.
+
+    ``kinesis`` is a boto3 Kinesis client (built once by the caller, e.g. ``aws_client("kinesis", s)``).
+    ``sleep`` and ``rng`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        kinesis: Any,
+        *,
+        record_format: RecordFormat = RecordFormat.JSON,
+        linger_seconds: float = 0.2,
+        max_buffered_events: int = 5_000,
+        max_attempts: int = 10,
+        base_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        shard_map: ShardMap | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.stream_name = stream_name
+        self.record_format = RecordFormat(record_format)
+        self.stats = ProducerStats()
+        self._kinesis = kinesis
+        self._linger = linger_seconds
+        self._max_buffered = max_buffered_events
+        self._max_attempts = max_attempts
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._shard_map = shard_map
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._buffer: list[Event] = []
+        self._buffer_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._background_error: DeliveryError | None = None
+        self._closed = False
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if linger_seconds > 0:
+            self._flusher = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
+            self._flusher.start()
+
+    # ------------------------------------------------------------------ public surface
+
+    def put(self, event: Event) -> None:
+        """Buffer one event; flushes synchronously when the buffer is full (back-pressure)."""
+        self.put_many((event,))
+
+    def put_many(self, events: Iterable[Event]) -> None:
+        """Buffer events in order; flushes synchronously each time the buffer fills."""
+        self._raise_background_error()
+        if self._closed:
+            raise RuntimeError("producer is closed")
+        for event in events:
+            with self._buffer_lock:
+                self._buffer.append(event)
+                full = len(self._buffer) >= self._max_buffered
+            if full:
+                self.flush()
+            else:
+                self._wake.set()
+
+    def flush(self) -> None:
+        """Send everything buffered now. Raises :class:`DeliveryError` listing events not delivered."""
+        self._raise_background_error()
+        self._flush()
+
+    def close(self) -> None:
+        """Flush, stop the linger thread. Raises :class:`DeliveryError` if anything was not delivered."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self._raise_background_error()
+        self._flush()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _raise_background_error(self) -> None:
+        error, self._background_error = self._background_error, None
+        if error is not None:
+            raise error
+
+    def _linger_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closed:
+                return
+            time.sleep(self._linger)  # let a batch gather
+            self._wake.clear()
+            try:
+                self._flush()
+            except DeliveryError as exc:
+                log.warning("background flush failed: %s", exc)
+                self._background_error = exc
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._buffer_lock:
+                events, self._buffer = self._buffer, []
+            if not events:
+                return
+            records = encode_records(events, self.record_format, self._shards())
+            self.stats.events += len(events)
+            self._send(records)
+
+    def _shards(self) -> ShardMap | None:
+        if self.record_format in (RecordFormat.JSON, RecordFormat.GZIP):
+            return None  # one event per record: Kinesis hashes the partition key itself
+        if self._shard_map is None:
+            shards: list[dict[str, Any]] = []
+            kwargs: dict[str, Any] = {"StreamName": self.stream_name}
+            while True:
+                page = self._kinesis.list_shards(**kwargs)
+                shards += page["Shards"]
+                if not page.get("NextToken"):
+                    break
+                kwargs = {"NextToken": page["NextToken"]}
+            self._shard_map = ShardMap.from_shards(shards)
+        return self._shard_map
+
+    def _ordering_key(self, record: OutputRecord) -> str:
+        if self.record_format in (RecordFormat.JSON, RecordFormat.GZIP):
+            return record.partition_key
+        return record.shard_id
+
+    def _next_call(self, pending: list[_Pending]) -> list[_Pending]:
+        """The records for one call: in order, within limits, one per ordering key, none overtaking."""
+        call: list[_Pending] = []
+        in_call: set[str] = set()
+        held: set[str] = set()
+        size = 0
+        for item in pending:
+            if item.key in held:
+                continue
+            if item.key in in_call:
+                held.add(item.key)
+                continue
+            if len(call) == MAX_RECORDS_PER_PUT or size + item.record.size > MAX_REQUEST_BYTES:
+                break
+            call.append(item)
+            in_call.add(item.key)
+            size += item.record.size
+        return call
+
+    def _send(self, records: list[OutputRecord]) -> None:
+        pending = [_Pending(r, self._ordering_key(r)) for r in records]
+        undelivered: list[Event] = []
+        failed_round = 0
+        while pending:
+            call = self._next_call(pending)
+            try:
+                response = self._kinesis.put_records(
+                    StreamName=self.stream_name, Records=[p.record.to_entry() for p in call]
+                )
+                results = response["Records"]
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in RETRYABLE_CODES:
+                    lost = [e for p in pending for e in p.record.events]
+                    raise DeliveryError(f"PutRecords to {self.stream_name} failed with {code}: {exc}", lost) from exc
+                self.stats.throttled_calls += 1
+                results = [{"ErrorCode": code}] * len(call)
+            except _NETWORK_ERRORS as exc:
+                log.info("PutRecords network error, will resend: %s", exc)
+                results = [{"ErrorCode": type(exc).__name__}] * len(call)
+            self.stats.put_calls += 1
+            done = set()
+            any_failed = False
+            for item, result in zip(call, results, strict=True):
+                item.attempts += 1
+                if "ErrorCode" not in result or not result["ErrorCode"]:
+                    done.add(id(item))
+                    self.stats.records += 1
+                    self.stats.bytes += item.record.size
+                    continue
+                any_failed = True
+                self.stats.failed_entries += 1
+                if item.attempts < self._max_attempts:
+                    self.stats.retries += 1
+            pending, lost = self._split_exhausted([p for p in pending if id(p) not in done])
+            undelivered += lost
+            if any_failed and pending:
+                failed_round += 1
+                cap = min(self._max_backoff, self._base_backoff * 2**failed_round)
+                self._sleep(self._rng.uniform(0, cap))
+        if undelivered:
+            raise DeliveryError(f"PutRecords to {self.stream_name} ran out of retries", undelivered)
+
+    def _split_exhausted(self, pending: list[_Pending]) -> tuple[list[_Pending], list[Event]]:
+        """Keep what may still be sent; give up records out of attempts and every later one of their key."""
+        abandoned: set[str] = set()
+        kept: list[_Pending] = []
+        lost: list[Event] = []
+        for item in pending:
+            if item.attempts >= self._max_attempts or item.key in abandoned:
+                abandoned.add(item.key)
+                lost += item.record.events
+            else:
+                kept.append(item)
+        return kept, lost
