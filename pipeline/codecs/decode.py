@@ -59,6 +59,7 @@ def _payload(payload: bytes, unit_raw: bytes, shard: str, seq: str, sub: int | N
     """Decode JSON text (one event or NDJSON) into ``out``; one error value per bad line."""
     lines = payload.split(b"\n") if b"\n" in payload else (payload,)
     single = len(lines) == 1 or (len(lines) == 2 and not lines[1])
+    before = len(out)
     for index, line in enumerate(lines):
         if not line:
             continue
@@ -73,6 +74,16 @@ def _payload(payload: bytes, unit_raw: bytes, shard: str, seq: str, sub: int | N
             continue
         raw = unit_raw if single else line
         out.append(DecodeError(reason, raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub, index=index))
+    if len(out) == before:  # blank lines only: nothing to count, but never silently nothing
+        out.append(
+            DecodeError(
+                "payload holds no events (empty or blank lines only)",
+                unit_raw,
+                shard_id=shard,
+                sequence_number=seq,
+                sub_sequence_number=sub,
+            )
+        )
 
 
 def _inflate_then(data: bytes, shard: str, seq: str, sub: int | None, out: list[DecodeResult]) -> None:
@@ -98,6 +109,12 @@ def decode_record(data: bytes, shard_id: str = "", sequence_number: str = "") ->
             exc.shard_id, exc.sequence_number = shard_id, sequence_number
             out.append(exc)
             return out
+        if not subs:
+            out.append(
+                DecodeError(
+                    "KPL aggregate holds no user records", data, shard_id=shard_id, sequence_number=sequence_number
+                )
+            )
         for sub, user_record in enumerate(subs):
             inner = user_record.data
             if inner[:2] == GZIP_MAGIC:

@@ -176,7 +176,7 @@ def checked_parse(obj: object) -> Event:
     if event_type is None:
         raise _fail("event_type", f"unknown event type {str(raw_type)[:40]!r}; expected one of {sorted(_TYPES)}")
     version = obj.get("schema_version")
-    if version not in _SUPPORTED or type(version) is not int:
+    if type(version) is not int or version not in _SUPPORTED:
         raise _fail("schema_version", f"unsupported schema version {version!r}; supported: {sorted(_SUPPORTED)}")
     data = obj.get("data")
     if type(data) is not dict:
