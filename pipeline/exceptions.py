@@ -17,6 +17,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "DeliveryError",
+    "EmulatorError",
     "EventValidationError",
     "PipelineError",
     "RecordTooLargeError",
@@ -29,6 +30,10 @@ class PipelineError(Exception):
 
 class ConfigurationError(PipelineError):
     """A setting is missing or malformed; the message says which one and how to fix it."""
+
+
+class EmulatorError(PipelineError):
+    """The embedded emulator did not start, answer or stop; the message names its log file."""
 
 
 class EventValidationError(PipelineError):

@@ -26,6 +26,7 @@ class Settings:
     """
 
     region: str = "us-east-1"
+    # max_attempts counts the first attempt too: 1 means botocore never retries (the caller owns retries).
     endpoint_url: str | None = None
     max_attempts: int = 5
     connect_timeout: float = 5.0
@@ -55,7 +56,7 @@ def aws_client(service: str, settings: Settings) -> Any:
 
     config = Config(
         region_name=settings.region,
-        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=32,

@@ -93,7 +93,9 @@ class _Pending:
 class Producer:
     """Publishes events to one Kinesis stream. Use as a context manager, or call :meth:`close`.
 
-    ``kinesis`` is a boto3 Kinesis client (built once by the caller, e.g. ``aws_client("kinesis", s)``).
+    ``kinesis`` is a boto3 Kinesis client built once by the caller, best with botocore's own retries
+    off (``aws_client("kinesis", settings.with_(max_attempts=1))``): the producer owns the backoff, and
+    botocore's standard mode sleeps up to seconds per throttled attempt before the producer sees it.
     ``sleep`` and ``rng`` are injectable for tests.
     """
 
@@ -251,7 +253,6 @@ class Producer:
     def _send(self, records: list[OutputRecord]) -> None:
         pending = [_Pending(r, self._ordering_key(r)) for r in records]
         undelivered: list[Event] = []
-        failed_round = 0
         while pending:
             call = self._next_call(pending)
             try:
@@ -271,7 +272,7 @@ class Producer:
                 results = [{"ErrorCode": type(exc).__name__}] * len(call)
             self.stats.put_calls += 1
             done = set()
-            any_failed = False
+            retry_attempt = 0  # the lowest attempt count among the entries that just failed
             for item, result in zip(call, results, strict=True):
                 item.attempts += 1
                 if "ErrorCode" not in result or not result["ErrorCode"]:
@@ -279,15 +280,16 @@ class Producer:
                     self.stats.records += 1
                     self.stats.bytes += item.record.size
                     continue
-                any_failed = True
+                retry_attempt = min(retry_attempt or item.attempts, item.attempts)
                 self.stats.failed_entries += 1
                 if item.attempts < self._max_attempts:
                     self.stats.retries += 1
             pending, lost = self._split_exhausted([p for p in pending if id(p) not in done])
             undelivered += lost
-            if any_failed and pending:
-                failed_round += 1
-                cap = min(self._max_backoff, self._base_backoff * 2**failed_round)
+            if retry_attempt and pending:
+                # Backoff grows with the retried entries' own attempts, not with the flush's age: a steady
+                # 30% partial-failure rate must not push every later call towards max_backoff.
+                cap = min(self._max_backoff, self._base_backoff * 2 ** (retry_attempt - 1))
                 self._sleep(self._rng.uniform(0, cap))
         if undelivered:
             raise DeliveryError(f"PutRecords to {self.stream_name} ran out of retries", undelivered)

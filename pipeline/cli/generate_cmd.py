@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--output", "-o", default="-", help="output file (default: standard output)")
     parser.epilog = (
         "The reference workload: 10,000 products with Zipf(1.0) popularity, 50,000 users in sessions of "
-        "about 8 events; 55%% product views, 25%% user activity, 15%% orders (1-5 items), 5%% system "
+        "about 8 events; 55% product views, 25% user activity, 15% orders (1-5 items), 5% system "
         "metrics; event times spread over 6 hours from 2026-11-24T06:00Z."
     )
 

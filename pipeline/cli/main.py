@@ -22,6 +22,7 @@ COMMANDS: Final = {
     "decode": ("pipeline.cli.codec_cmd", "decode records, a Lambda Kinesis event or a Firehose event into events"),
     "produce": ("pipeline.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
     "bench": ("pipeline.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
+    "demo": ("pipeline.cli.demo_cmd", "the main job: run the pipeline on the embedded stack and verify it"),
 }
 
 

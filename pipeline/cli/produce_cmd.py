@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    kinesis = aws_client("kinesis", settings)
+    kinesis = aws_client("kinesis", settings.with_(max_attempts=1))  # the producer owns retries
     errors: list[str] = []
     undelivered = 0
     started = time.monotonic()

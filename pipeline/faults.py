@@ -1,0 +1,216 @@
+"""Fault injection through botocore event hooks on a real client: for tests, and for ``--fault-rate``.
+
+No emulator throttles or fails anything by itself, so faults are made on the client side, where the
+code under test cannot tell them from the real thing:
+
+- **Partial PutRecords failures** (:meth:`FaultInjector.fail_put_records`): each entry fails
+  independently with probability ``rate``. A failed entry is taken out of the request before it is
+  serialised, so it is really not written; the response gets it back at its original position with
+  ``ErrorCode: ProvisionedThroughputExceededException`` and ``FailedRecordCount`` counts it, as Kinesis
+  reports a throttled entry. The other entries are really written, in their order. If every entry of
+  a call fails, no request is sent at all.
+- **Throttling** (:meth:`FaultInjector.throttle`): each HTTP attempt of the chosen operations is, with
+  probability ``rate``, answered without being sent by a synthetic HTTP 400 whose ``__type`` is
+  ``ProvisionedThroughputExceededException`` (or the given code). botocore's retry handler classifies it
+  as throttling and retries within the client's budget (``max_attempts``, backoff and the client's retry
+  quota, which these retries drain); when every attempt is throttled the caller gets the modeled
+  exception, ``client.exceptions.ProvisionedThroughputExceededException``.
+
+All draws come from one seeded :class:`random.Random`: one thread making the same calls gets the same
+faults. Thread-safe: draws and counters share one lock, and per-call state lives in botocore's
+per-call context. :meth:`FaultInjector.detach` removes every hook from every client it was attached to;
+call it between calls, not while another thread is inside one (a PutRecords call caught half-way would
+lose its withheld entries from the response). Attaching the same fault twice to one client keeps the first.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.client import BaseClient
+from botocore.compat import HTTPHeaders
+
+from pipeline.exceptions import ConfigurationError
+
+__all__ = ["THROUGHPUT_EXCEEDED", "FaultCounts", "FaultInjector"]
+
+THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
+_INJECTED = "(injected by pipeline.faults)"
+# json 1.0 services name their errors with a namespace; botocore keeps the part after '#'.
+_TYPE_PREFIX = {"dynamodb": "com.amazonaws.dynamodb.v20120810#"}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCounts:
+    """What an injector has done so far."""
+
+    failed_entries: int = 0  # PutRecords entries withheld and reported failed to the caller
+    throttled_requests: int = 0  # HTTP attempts answered with a synthetic throttling error (retries count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Withheld:
+    """Per-call state between the request and the response hooks."""
+
+    total: int
+    failed: frozenset[int]
+    stream: str
+
+
+class _Body:
+    """The ``raw`` of a synthetic :class:`AWSResponse`: botocore only calls ``stream()``."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+class FaultInjector:
+    """Attaches faults to boto3 clients; see the module docstring for what each fault does.
+
+    ``seed`` makes the faults reproducible (``None``: seeded from the OS). Usable as a context manager
+    that detaches on exit.
+    """
+
+    def __init__(self, *, seed: int | None = 0) -> None:
+        self._random = random.Random(seed)  # noqa: S311 - fault draws, not secrets
+        self._lock = threading.Lock()
+        self._failed_entries = 0
+        self._throttled_requests = 0
+        self._hooks: list[tuple[BaseClient, str, str]] = []  # (client, event name, unique id)
+        self._id = uuid.uuid4().hex[:12]
+
+    @property
+    def counts(self) -> FaultCounts:
+        with self._lock:
+            return FaultCounts(failed_entries=self._failed_entries, throttled_requests=self._throttled_requests)
+
+    def fail_put_records(self, client: BaseClient, rate: float) -> None:
+        """Make each entry of ``client``'s PutRecords calls fail with probability ``rate`` (not written)."""
+        _check_rate(rate)
+        if client.meta.service_model.service_name != "kinesis":
+            raise ConfigurationError(f"fail_put_records needs a kinesis client, not {client.meta.service_model}")
+        key = f"pipeline.faults.{self._id}.withheld"
+
+        def withhold(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            records = params.get("Records")
+            if not isinstance(records, list) or not records:
+                return  # botocore's validation reports it
+            failed = self._draw(len(records), rate)
+            if not failed:
+                return
+            stream = str(params.get("StreamName") or params.get("StreamARN") or "?")
+            context[key] = _Withheld(total=len(records), failed=failed, stream=stream)
+            if len(failed) < len(records):  # a new list: the caller's list is left as it was
+                params["Records"] = [record for i, record in enumerate(records) if i not in failed]
+
+        def skip_if_all_withheld(
+            params: dict[str, Any], context: dict[str, Any], **_: Any
+        ) -> tuple[AWSResponse, dict[str, Any]] | None:
+            withheld = context.get(key)
+            if withheld is None or len(withheld.failed) < withheld.total:
+                return None
+            response = AWSResponse(params.get("url", ""), 200, HTTPHeaders.from_dict({}), _Body(b""))
+            metadata = {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
+            return response, {"FailedRecordCount": 0, "Records": [], "ResponseMetadata": metadata}
+
+        def report(http_response: AWSResponse, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            withheld: _Withheld | None = context.pop(key, None)
+            if withheld is None or http_response.status_code >= 300:
+                return  # the caller gets the error; nothing withheld is counted
+            sent = iter(parsed.get("Records", []))
+            failure = {
+                "ErrorCode": THROUGHPUT_EXCEEDED,
+                "ErrorMessage": f"Rate exceeded for stream {withheld.stream} {_INJECTED}",
+            }
+            parsed["Records"] = [dict(failure) if i in withheld.failed else next(sent) for i in range(withheld.total)]
+            parsed["FailedRecordCount"] = int(parsed.get("FailedRecordCount", 0)) + len(withheld.failed)
+            with self._lock:
+                self._failed_entries += len(withheld.failed)
+
+        self._register(client, "before-parameter-build.kinesis.PutRecords", withhold)
+        self._register(client, "before-call.kinesis.PutRecords", skip_if_all_withheld)
+        self._register(client, "after-call.kinesis.PutRecords", report)
+
+    def throttle(
+        self,
+        client: BaseClient,
+        rate: float,
+        *,
+        operations: Iterable[str] = ("PutRecords",),
+        error_code: str = THROUGHPUT_EXCEEDED,
+    ) -> None:
+        """Answer each HTTP attempt of ``operations`` with a throttling error with probability ``rate``.
+
+        For json-protocol services (Kinesis, DynamoDB, Firehose). DynamoDB callers may pass
+        ``error_code="ThrottlingException"``, which botocore also retries but has no modeled class for.
+        """
+        _check_rate(rate)
+        model = client.meta.service_model
+        if model.protocol != "json":
+            raise ConfigurationError(f"throttle supports json-protocol clients, not {model.service_name}")
+        names = tuple(operations)
+        unknown = sorted(set(names) - set(model.operation_names))
+        if unknown:
+            raise ConfigurationError(f"{model.service_name} has no operation(s) {', '.join(unknown)}")
+        error_type = _TYPE_PREFIX.get(model.service_name, "") + error_code
+        content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
+
+        def answer(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+            if not self._chance(rate):
+                return None
+            with self._lock:
+                self._throttled_requests += 1
+            body = json.dumps({"__type": error_type, "message": f"Rate exceeded {_INJECTED}"}).encode()
+            headers = {
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+                "x-amzn-RequestId": str(uuid.uuid4()),
+            }
+            return AWSResponse(request.url, 400, HTTPHeaders.from_dict(headers), _Body(body))
+
+        service_id = model.service_id.hyphenize()
+        for name in names:
+            self._register(client, f"before-send.{service_id}.{name}", answer)
+
+    def detach(self) -> None:
+        """Remove every hook this injector attached; the clients behave normally again. Idempotent."""
+        for client, event_name, unique_id in self._hooks:
+            client.meta.events.unregister(event_name, unique_id=unique_id)
+        self._hooks.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.detach()
+
+    def _register(self, client: BaseClient, event_name: str, handler: Any) -> None:
+        unique_id = f"pipeline.faults.{self._id}.{event_name}"
+        client.meta.events.register(event_name, handler, unique_id=unique_id)
+        self._hooks.append((client, event_name, unique_id))
+
+    def _chance(self, rate: float) -> bool:
+        with self._lock:
+            return self._random.random() < rate
+
+    def _draw(self, n: int, rate: float) -> frozenset[int]:
+        with self._lock:
+            return frozenset(i for i in range(n) if self._random.random() < rate)
+
+
+def _check_rate(rate: float) -> None:
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigurationError(f"a fault rate is a probability between 0 and 1, not {rate!r}")
