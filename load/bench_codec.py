@@ -38,7 +38,8 @@ from typing import Any, Final
 
 import orjson
 
-from pipeline.codecs import OutputRecord, RecordFormat, deaggregate, decode_record, encode_event, encode_records
+from pipeline.codecs import OutputRecord, RecordFormat, decode_record, encode_event, encode_records
+from pipeline.codecs.kpl import subrecord_payloads
 from pipeline.events import Event, EventType
 from pipeline.exceptions import DecodeError, PipelineError
 from pipeline.generate import generate_events
@@ -93,7 +94,7 @@ class KplBreakdown:
     protobuf_us: float
     """``AggregatedRecord.ParseFromString`` over each body alone."""
     deaggregate_us: float
-    """The whole ``deaggregate``: MD5, parse, and the walk that builds the user records."""
+    """The whole de-aggregation the decoder does (``subrecord_payloads``): MD5, parse, index checks."""
 
 
 def shard_capacity(bytes_per_event: float, events_per_record: float) -> tuple[float, str]:
@@ -283,7 +284,7 @@ def _decode_all(records: Sequence[tuple[bytes, str]]) -> None:
 def _md5_all(bodies: Sequence[bytes]) -> None:
     md5 = hashlib.md5
     for body in bodies:
-        md5(body).digest()  # the KPL format's checksum, computed as deaggregate does
+        md5(body).digest()  # the KPL format's checksum, computed as the decoder does
 
 
 def _parse_all(bodies: Sequence[bytes]) -> None:
@@ -294,7 +295,7 @@ def _parse_all(bodies: Sequence[bytes]) -> None:
 
 def _deaggregate_all(records: Sequence[bytes]) -> None:
     for data in records:
-        deaggregate(data)
+        subrecord_payloads(data)
 
 
 def _encode_all(events: Sequence[Event], record_format: RecordFormat, shard_map: ShardMap) -> None:

@@ -50,7 +50,7 @@ class DecodeError(PipelineError):
 
     ``raw`` is the smallest unit that failed: a whole Kinesis record when the record itself is bad
     (bad gzip, bad KPL MD5), a KPL sub-record or an NDJSON line when only that part is bad.
-    ``sub_sequence_number`` is set for KPL sub-records, ``index`` for the line inside a payload.
+    ``sub_sequence_number`` is set for KPL sub-records, ``line`` for the NDJSON line (from 0) inside a payload.
     """
 
     def __init__(
@@ -61,7 +61,7 @@ class DecodeError(PipelineError):
         shard_id: str = "",
         sequence_number: str = "",
         sub_sequence_number: int | None = None,
-        index: int | None = None,
+        line: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -69,7 +69,7 @@ class DecodeError(PipelineError):
         self.shard_id = shard_id
         self.sequence_number = sequence_number
         self.sub_sequence_number = sub_sequence_number
-        self.index = index
+        self.line = line
 
     def __repr__(self) -> str:
         where = f"{self.shard_id}:{self.sequence_number}" if self.sequence_number else "?"

@@ -150,7 +150,7 @@ def _error_line(error: DecodeError) -> bytes:
             "shard_id": error.shard_id,
             "sequence_number": error.sequence_number,
             "sub_sequence_number": error.sub_sequence_number,
-            "index": error.index,
+            "line": error.line,
             "raw": base64.b64encode(error.raw).decode(),
         }
     )

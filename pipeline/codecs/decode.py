@@ -12,31 +12,33 @@ single-event payload keeps the bytes as received, before gunzip). Nothing is pri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 
 from pipeline.codecs.formats import GZIP_MAGIC
 from pipeline.codecs.gzipcodec import GzipError, gunzip
-from pipeline.codecs.kpl import deaggregate, has_kpl_magic
+from pipeline.codecs.kpl import has_kpl_magic, subrecord_payloads
 from pipeline.events import Event, parse_event
+from pipeline.events.fastpath import fast_parse
 from pipeline.exceptions import DecodeError, EventValidationError
 
 __all__ = ["DecodeResult", "DecodedEvent", "decode_events", "decode_record"]
 
 _loads: Final = orjson.loads
+_new: Final = tuple.__new__
 _JSONDecodeError: Final = orjson.JSONDecodeError
 _KPL_FIRST: Final = 0xF3
 _GZIP_FIRST: Final = 0x1F
+_OPEN_BRACE: Final = 0x7B
+_NEWLINE: Final = 10
 
 
-@dataclass(slots=True)
-class DecodedEvent:
+class DecodedEvent(NamedTuple):
     """A valid event and where it came from.
 
     ``sub_sequence_number`` is the KPL sub-record index (``None`` for a record that is not an
-    aggregate); ``index`` is the event's line within its (sub-)record payload. Together with the
+    aggregate); ``line`` is the event's line number (from 0) within its (sub-)record payload. Together with the
     sequence number they order events within a shard: see :meth:`position`.
     """
 
@@ -44,12 +46,12 @@ class DecodedEvent:
     shard_id: str
     sequence_number: str
     sub_sequence_number: int | None
-    index: int
+    line: int
 
     def position(self) -> tuple[int, int, int]:
         """A totally ordered key within one shard: (sequence number, sub-sequence number, line)."""
         sub = -1 if self.sub_sequence_number is None else self.sub_sequence_number
-        return (int(self.sequence_number or 0), sub, self.index)
+        return (int(self.sequence_number or 0), sub, self.line)
 
 
 DecodeResult = DecodedEvent | DecodeError
@@ -60,20 +62,28 @@ def _payload(payload: bytes, unit_raw: bytes, shard: str, seq: str, sub: int | N
     lines = payload.split(b"\n") if b"\n" in payload else (payload,)
     single = len(lines) == 1 or (len(lines) == 2 and not lines[1])
     before = len(out)
+    append = out.append
     for index, line in enumerate(lines):
         if not line:
             continue
         try:
-            event = parse_event(_loads(line))
+            obj = _loads(line)
         except _JSONDecodeError as exc:
             reason = f"invalid JSON: {exc}"
-        except EventValidationError as exc:
-            reason = f"invalid event: {exc}"
         else:
-            out.append(DecodedEvent(event, shard, seq, sub, index))
-            continue
+            event = fast_parse(obj)
+            if event is not None:
+                append(_new(DecodedEvent, (event, shard, seq, sub, index)))
+                continue
+            try:
+                event = parse_event(obj)  # the careful path: accepts what the fast path declined, or explains
+            except EventValidationError as exc:
+                reason = f"invalid event: {exc}"
+            else:
+                append(_new(DecodedEvent, (event, shard, seq, sub, index)))
+                continue
         raw = unit_raw if single else line
-        out.append(DecodeError(reason, raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub, index=index))
+        append(DecodeError(reason, raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub, line=index))
     if len(out) == before:  # blank lines only: nothing to count, but never silently nothing
         out.append(
             DecodeError(
@@ -95,6 +105,44 @@ def _inflate_then(data: bytes, shard: str, seq: str, sub: int | None, out: list[
     _payload(payload, data, shard, seq, sub, out)
 
 
+def _kpl_record(data: bytes, shard_id: str, sequence_number: str, out: list[DecodeResult]) -> None:
+    try:
+        subs = subrecord_payloads(data)
+    except DecodeError as exc:
+        exc.shard_id, exc.sequence_number = shard_id, sequence_number
+        out.append(exc)
+        return
+    if not subs:
+        out.append(
+            DecodeError("KPL aggregate holds no user records", data, shard_id=shard_id, sequence_number=sequence_number)
+        )
+    append = out.append
+    for sub, inner in enumerate(subs):
+        if inner[:1] == b"{" and _NEWLINE not in inner:  # one JSON event: the hot path, inline
+            try:
+                event = fast_parse(_loads(inner))
+            except _JSONDecodeError:
+                event = None
+            if event is not None:
+                append(_new(DecodedEvent, (event, shard_id, sequence_number, sub, 0)))
+                continue
+            _payload(inner, inner, shard_id, sequence_number, sub, out)
+        elif inner[:2] == GZIP_MAGIC:
+            _inflate_then(inner, shard_id, sequence_number, sub, out)
+        elif has_kpl_magic(inner):
+            out.append(
+                DecodeError(
+                    "nested KPL aggregate inside a KPL sub-record",
+                    inner,
+                    shard_id=shard_id,
+                    sequence_number=sequence_number,
+                    sub_sequence_number=sub,
+                )
+            )
+        else:
+            _payload(inner, inner, shard_id, sequence_number, sub, out)
+
+
 def decode_record(data: bytes, shard_id: str = "", sequence_number: str = "") -> list[DecodeResult]:
     """Decode one Kinesis record's bytes. Never raises; see the module docstring for the contract."""
     out: list[DecodeResult] = []
@@ -102,35 +150,18 @@ def decode_record(data: bytes, shard_id: str = "", sequence_number: str = "") ->
         out.append(DecodeError("empty record", data, shard_id=shard_id, sequence_number=sequence_number))
         return out
     first = data[0]
-    if first == _KPL_FIRST and has_kpl_magic(data):
+    if first == _OPEN_BRACE and _NEWLINE not in data:
+        # The common case, one JSON event per record: no payload split, no helper frames.
         try:
-            subs = deaggregate(data)
-        except DecodeError as exc:
-            exc.shard_id, exc.sequence_number = shard_id, sequence_number
-            out.append(exc)
+            event = fast_parse(_loads(data))
+        except _JSONDecodeError:
+            event = None
+        if event is not None:
+            out.append(_new(DecodedEvent, (event, shard_id, sequence_number, None, 0)))
             return out
-        if not subs:
-            out.append(
-                DecodeError(
-                    "KPL aggregate holds no user records", data, shard_id=shard_id, sequence_number=sequence_number
-                )
-            )
-        for sub, user_record in enumerate(subs):
-            inner = user_record.data
-            if inner[:2] == GZIP_MAGIC:
-                _inflate_then(inner, shard_id, sequence_number, sub, out)
-            elif has_kpl_magic(inner):
-                out.append(
-                    DecodeError(
-                        "nested KPL aggregate inside a KPL sub-record",
-                        inner,
-                        shard_id=shard_id,
-                        sequence_number=sequence_number,
-                        sub_sequence_number=sub,
-                    )
-                )
-            else:
-                _payload(inner, inner, shard_id, sequence_number, sub, out)
+        _payload(data, data, shard_id, sequence_number, None, out)  # the careful path explains
+    elif first == _KPL_FIRST and has_kpl_magic(data):
+        _kpl_record(data, shard_id, sequence_number, out)
     elif first == _GZIP_FIRST and data[:2] == GZIP_MAGIC:
         _inflate_then(data, shard_id, sequence_number, None, out)
     else:

@@ -29,6 +29,7 @@ __all__ = [
     "aggregate",
     "deaggregate",
     "has_kpl_magic",
+    "subrecord_payloads",
 ]
 
 KPL_MAGIC: Final = b"\xf3\x89\x9a\xc2"
@@ -86,6 +87,33 @@ def deaggregate(data: bytes) -> list[UserRecord]:
         except IndexError:
             raise DecodeError(f"KPL sub-record {sub} points outside the key tables", data) from None
         out.append(UserRecord(key, hash_key, record.data))
+    return out
+
+
+def subrecord_payloads(data: bytes) -> list[bytes]:
+    """The data of every user record, in order, for readers that do not need the keys.
+
+    The checks and errors of :func:`deaggregate` (magic, MD5, protobuf, key-table indexes; an explicit
+    hash key index into an empty table is let through, the data being whole), without building a
+    :class:`UserRecord` per sub-record: this is the consumer's hot path.
+    """
+    if not has_kpl_magic(data):
+        raise DecodeError("not a KPL aggregate (magic bytes missing or record too short)", data)
+    body = data[4:-_DIGEST]
+    if hashlib.md5(body).digest() != data[-_DIGEST:]:  # noqa: S324 - MD5 is the format's checksum, not security
+        raise DecodeError("KPL aggregate MD5 mismatch (corrupted or truncated record)", data)
+    message = _AggregatedRecord()
+    try:
+        message.ParseFromString(body)
+    except _PbDecodeError as exc:
+        raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
+    keys = len(message.partition_key_table)
+    hash_keys = len(message.explicit_hash_key_table)
+    out = []
+    for sub, record in enumerate(message.records):
+        if record.partition_key_index >= keys or record.explicit_hash_key_index >= max(hash_keys, 1):
+            raise DecodeError(f"KPL sub-record {sub} points outside the key tables", data)
+        out.append(record.data)
     return out
 
 

@@ -11,17 +11,17 @@ Guarantees:
 - ``timestamp`` must carry an offset; it is normalised to an aware UTC :class:`datetime`.
 - ``event_to_wire`` gives the canonical wire form; ``parse_event(event_to_wire(e)) == e``.
 
-The classes are slotted dataclasses for speed (validation sits on the consumer's hot path). Treat
-instances as immutable: they are shared between plugins.
+The classes are named tuples: immutable (they are shared between plugins) and the cheapest objects
+CPython builds, which matters because validation sits on the consumer's hot path. Derive a changed
+copy with ``_replace``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -53,23 +53,20 @@ class EventType(StrEnum):
     SYSTEM_METRIC = "system_metric"
 
 
-@dataclass(slots=True)
-class OrderItem:
+class OrderItem(NamedTuple):
     product_id: str
     quantity: int
     price: Decimal
 
 
-@dataclass(slots=True)
-class OrderData:
+class OrderData(NamedTuple):
     order_id: str
     total_amount: Decimal
     items: tuple[OrderItem, ...]
     status: str
 
 
-@dataclass(slots=True)
-class ProductViewData:
+class ProductViewData(NamedTuple):
     product_id: str
     referrer: str | None = None
     device_type: str | None = None
@@ -77,15 +74,13 @@ class ProductViewData:
     """Seconds spent in the viewing session so far, when the producer knows it."""
 
 
-@dataclass(slots=True)
-class UserActivityData:
+class UserActivityData(NamedTuple):
     activity_type: str
     page_url: str | None = None
     session_id: str | None = None
 
 
-@dataclass(slots=True)
-class SystemMetricData:
+class SystemMetricData(NamedTuple):
     name: str
     value: Decimal
     unit: str
@@ -95,8 +90,7 @@ class SystemMetricData:
 EventData = OrderData | ProductViewData | UserActivityData | SystemMetricData
 
 
-@dataclass(slots=True)
-class Event:
+class Event(NamedTuple):
     """One validated event. ``timestamp`` is aware UTC and decides every time bucket downstream."""
 
     event_id: str

@@ -26,14 +26,14 @@ from tests.strategies import events
 FORMATS = [pytest.param(f, id=f.value) for f in RecordFormat]
 
 
-def _view(i: int, user: str, size: int = 0) -> Event:
+def _view(i: int, user: str, referrer: str | None = None) -> Event:
     return Event(
         f"e-{i}",
         EventType.PRODUCT_VIEW,
         1,
         datetime(2026, 11, 24, tzinfo=UTC) + timedelta(seconds=i),
         "web",
-        ProductViewData("p-1", "x" * size or None),
+        ProductViewData("p-1", referrer),
         user,
     )
 
@@ -75,10 +75,8 @@ def test_records_stay_within_the_one_mib_limit(fmt: RecordFormat) -> None:
     import random
 
     rng = random.Random(7)
-    batch = [_view(i, f"u-{i % 5}") for i in range(40)]
-    for event in batch:
-        assert isinstance(event.data, ProductViewData)
-        event.data.referrer = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(200_000))
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    batch = [_view(i, f"u-{i % 5}", "".join(rng.choice(alphabet) for _ in range(200_000))) for i in range(40)]
     # WHEN encoded THEN every record fits Kinesis' limit and nothing is lost
     records = encode_records(batch, fmt, ShardMap.uniform(2))
     assert all(r.size <= 1024 * 1024 for r in records)
@@ -91,9 +89,7 @@ def test_an_event_too_big_for_any_record_is_refused(fmt: RecordFormat) -> None:
     import base64
     import os
 
-    event = _view(1, "u-1")
-    assert isinstance(event.data, ProductViewData)
-    event.data.referrer = base64.b64encode(os.urandom(1_100_000)).decode()
+    event = _view(1, "u-1", base64.b64encode(os.urandom(1_100_000)).decode())
     with pytest.raises(RecordTooLargeError):
         encode_records([event], fmt)
 
@@ -122,7 +118,7 @@ def test_one_bad_line_in_a_gzip_batch_spoils_only_itself() -> None:
     assert [r.event.event_id for r in results if isinstance(r, DecodedEvent)] == ["e-0", "e-1"]
     assert len(errors) == 1
     assert errors[0].raw == b"{not json"
-    assert errors[0].index == 1
+    assert errors[0].line == 1
 
 
 def test_a_bad_single_event_gzip_record_keeps_the_bytes_as_received() -> None:

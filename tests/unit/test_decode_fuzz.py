@@ -72,7 +72,7 @@ def _check(data: bytes) -> None:
         if isinstance(result, DecodeError):
             assert result.reason
             assert isinstance(result.raw, bytes)
-            if result.sub_sequence_number is None and result.index is None:
+            if result.sub_sequence_number is None and result.line is None:
                 assert result.raw == data  # a whole-record failure keeps the whole record
             else:
                 assert len(result.raw) > 0 or data == b""
