@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pipeline.cli.io import open_input, read_events
+from pipeline.cli.io import fail, open_input, read_events
 from pipeline.codecs import DecodeResult, RecordFormat, decode_record, encode_event, encode_records
 from pipeline.exceptions import DecodeError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
@@ -24,6 +24,7 @@ from pipeline.partitioning import ShardMap
 __all__ = ["configure", "run"]
 
 _CHUNK = 50_000
+_EXPECTED = 'expected record lines ({"data": "<base64>", ...}), a Lambda Kinesis event or a Firehose event'
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -134,13 +135,13 @@ def _records(stream: BinaryIO) -> Iterator[tuple[object, str, str]]:
     try:
         doc = orjson.loads(whole)
     except orjson.JSONDecodeError as exc:
-        raise SystemExit(f"pipeline decode: input is neither record lines nor an event document: {exc}") from None
+        fail(f"decode: {_EXPECTED}; the input is none of these ({exc})")
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
         yield from _lambda_records(doc)
     elif isinstance(doc, dict) and isinstance(doc.get("records"), list):
         yield from _firehose_records(doc)
     else:
-        raise SystemExit("pipeline decode: expected record lines, a Lambda Kinesis event or a Firehose event")
+        fail(f"decode: {_EXPECTED}")
 
 
 def _error_line(error: DecodeError) -> bytes:

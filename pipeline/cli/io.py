@@ -7,14 +7,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import orjson
 
 from pipeline.events import Event, parse_event
 from pipeline.exceptions import EventValidationError
 
-__all__ = ["Progress", "open_input", "read_events"]
+__all__ = ["Progress", "fail", "open_input", "read_events"]
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with ``message`` on stderr and exit status 2 (bad usage or input shape)."""
+    print(f"pipeline: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 @contextmanager
@@ -25,7 +31,7 @@ def open_input(path: str) -> Iterator[BinaryIO]:
         return
     file = Path(path)
     if not file.is_file():
-        raise SystemExit(f"pipeline: input file not found: {path}")
+        fail(f"input file not found: {path}")
     with file.open("rb") as handle:
         yield handle
 
