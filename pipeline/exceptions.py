@@ -21,6 +21,7 @@ __all__ = [
     "EventValidationError",
     "PipelineError",
     "RecordTooLargeError",
+    "TransientError",
 ]
 
 
@@ -76,6 +77,10 @@ class DecodeError(PipelineError):
         return f"DecodeError({self.reason!r}, at={where}, sub={self.sub_sequence_number}, raw={len(self.raw)}B)"
 
 
+class TransientError(PipelineError):
+    """An AWS call failed in a way a later retry may fix (throttling, timeouts, 5xx) and retries ran out."""
+
+
 class RecordTooLargeError(PipelineError):
     """One event alone encodes past Kinesis' 1 MiB record limit and can never be sent."""
 
@@ -83,7 +88,8 @@ class RecordTooLargeError(PipelineError):
 class DeliveryError(PipelineError):
     """The producer spent its retry budget; ``undelivered`` lists every event not written to Kinesis.
 
-    Events not listed were written exactly once by the producer's own sends.
+    Events not listed were written, and never resent by the producer after Kinesis reported them
+    written; only a connection lost after Kinesis accepted a request can make a resend duplicate one.
     """
 
     def __init__(self, message: str, undelivered: Sequence[Event]) -> None:

@@ -13,10 +13,13 @@ Guarantees:
 - **Bounded retries.** Each record gets ``max_attempts`` sends with exponential backoff and full
   jitter. When a record runs out, it and every later record of its key are given up, the rest still
   go, and :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered. Errors that can
-  never succeed (unknown stream, access denied) give up at once.
+  never succeed (unknown stream, access denied) give up at once, and so does a flush that cannot even
+  encode or route its events (an event past the record limit, ``ListShards`` failing): every event of
+  that flush is listed.
 - Thread-safe: ``put`` from any thread; one flush runs at a time. A background thread flushes after
   ``linger_seconds``; if that flush fails, its error is raised by the next ``put``, ``flush`` or
-  ``close`` (never swallowed).
+  ``close`` (never swallowed), and until then the background thread flushes nothing more. ``close``
+  does not wait out the linger, and still sends what is buffered before it raises.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Final
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
 )
@@ -44,7 +48,7 @@ from pipeline.codecs import (
     encode_records,
 )
 from pipeline.events import Event
-from pipeline.exceptions import DeliveryError
+from pipeline.exceptions import DeliveryError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
 
 __all__ = ["Producer", "ProducerStats"]
@@ -64,7 +68,7 @@ RETRYABLE_CODES: Final = frozenset(
         "RequestTimeout",
     }
 )
-_NETWORK_ERRORS: Final = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)
+_NETWORK_ERRORS: Final = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError)
 
 
 @dataclass(slots=True)
@@ -131,9 +135,10 @@ class Producer:
         self._buffer: list[Event] = []
         self._buffer_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._background_error: DeliveryError | None = None
+        self._background_error: Exception | None = None  # guarded by _buffer_lock
         self._closed = False
         self._wake = threading.Event()
+        self._stopping = threading.Event()  # cuts the linger short: close() never waits it out
         self._flusher: threading.Thread | None = None
         if linger_seconds > 0:
             self._flusher = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
@@ -152,6 +157,8 @@ class Producer:
             raise RuntimeError("producer is closed")
         for event in events:
             with self._buffer_lock:
+                if self._closed:  # checked under the lock: close() must not miss an event appended late
+                    raise RuntimeError("producer is closed")
                 self._buffer.append(event)
                 full = len(self._buffer) >= self._max_buffered
             if full:
@@ -166,14 +173,25 @@ class Producer:
 
     def close(self) -> None:
         """Flush, stop the linger thread. Raises :class:`DeliveryError` if anything was not delivered."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._buffer_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stopping.set()
         self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
+        try:
+            self._flush()  # even after a background failure: the records of other keys still go
+        except DeliveryError as exc:
+            earlier = self._take_background_error()
+            if isinstance(earlier, DeliveryError):
+                undelivered = [*earlier.undelivered, *exc.undelivered]
+                raise DeliveryError(f"background and final flush to {self.stream_name} failed", undelivered) from exc
+            if earlier is not None:
+                raise earlier from exc
+            raise
         self._raise_background_error()
-        self._flush()
 
     def __enter__(self) -> Producer:
         return self
@@ -183,23 +201,30 @@ class Producer:
 
     # ------------------------------------------------------------------ internals
 
+    def _take_background_error(self) -> Exception | None:
+        with self._buffer_lock:
+            error, self._background_error = self._background_error, None
+        return error
+
     def _raise_background_error(self) -> None:
-        error, self._background_error = self._background_error, None
+        error = self._take_background_error()
         if error is not None:
             raise error
 
     def _linger_loop(self) -> None:
         while True:
             self._wake.wait()
-            if self._closed:
-                return
-            time.sleep(self._linger)  # let a batch gather
-            self._wake.clear()
+            self._wake.clear()  # before the linger, so that a put from here on wakes the next round
+            if self._stopping.wait(self._linger):  # let a batch gather; close() cuts it short
+                return  # close() flushes what is buffered
+            if self._background_error is not None:
+                continue  # the caller has not seen the last failure yet; its next put/flush/close will
             try:
                 self._flush()
-            except DeliveryError as exc:
+            except Exception as exc:  # noqa: BLE001 - not swallowed: handed to the caller's next call
                 log.warning("background flush failed: %s", exc)
-                self._background_error = exc
+                with self._buffer_lock:
+                    self._background_error = exc
 
     def _flush(self) -> None:
         with self._send_lock:
@@ -207,7 +232,10 @@ class Producer:
                 events, self._buffer = self._buffer, []
             if not events:
                 return
-            records = encode_records(events, self.record_format, self._shards())
+            try:
+                records = encode_records(events, self.record_format, self._shards())
+            except (ClientError, *_NETWORK_ERRORS, RecordTooLargeError) as exc:
+                raise DeliveryError(f"cannot encode or route events for {self.stream_name}: {exc}", events) from exc
             self.stats.events += len(events)
             self._send(records)
 
@@ -263,7 +291,7 @@ class Producer:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code not in RETRYABLE_CODES:
-                    lost = [e for p in pending for e in p.record.events]
+                    lost = undelivered + [e for p in pending for e in p.record.events]
                     raise DeliveryError(f"PutRecords to {self.stream_name} failed with {code}: {exc}", lost) from exc
                 self.stats.throttled_calls += 1
                 results = [{"ErrorCode": code}] * len(call)
