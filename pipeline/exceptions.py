@@ -19,6 +19,7 @@ __all__ = [
     "DeliveryError",
     "EmulatorError",
     "EventValidationError",
+    "MetricWriteError",
     "PipelineError",
     "RecordTooLargeError",
     "TransientError",
@@ -79,6 +80,10 @@ class DecodeError(PipelineError):
 
 class TransientError(PipelineError):
     """An AWS call failed in a way a later retry may fix (throttling, timeouts, 5xx) and retries ran out."""
+
+
+class MetricWriteError(PipelineError):
+    """A write the store refused for a reason retrying cannot fix (a bug: validation, bad types)."""
 
 
 class RecordTooLargeError(PipelineError):

@@ -6,8 +6,9 @@ else is JSON text, one event or NDJSON. Bytes are never decoded as text to guess
 Guarantees of :func:`decode_record`: it never raises for any input bytes. It returns, in record order,
 one :class:`DecodedEvent` per valid event and one :class:`~pipeline.exceptions.DecodeError` *value*
 per unit that failed, carrying the exact raw bytes of that unit: the whole record when the record
-itself is broken (bad MD5, bad gzip), the KPL sub-record or NDJSON line when only that is bad (a
-single-event payload keeps the bytes as received, before gunzip). Nothing is printed or dropped.
+itself is broken (bad MD5, bad gzip) or holds no event at all, the KPL sub-record when only it is
+bad, an NDJSON line when other lines of its payload are events. Bytes are kept as received (a gzip
+record that holds no event is kept gzipped). Nothing is printed or dropped.
 """
 
 from __future__ import annotations
@@ -58,42 +59,43 @@ DecodeResult = DecodedEvent | DecodeError
 
 
 def _payload(payload: bytes, unit_raw: bytes, shard: str, seq: str, sub: int | None, out: list[DecodeResult]) -> None:
-    """Decode JSON text (one event or NDJSON) into ``out``; one error value per bad line."""
+    """Decode JSON text (one event or NDJSON) into ``out``.
+
+    When some lines are events, each bad line is one error keeping that line. When no line is an
+    event (junk, or a single bad event), the whole unit is one error keeping the unit's bytes as
+    received: junk stays whole instead of being cut at every newline byte.
+    """
     lines = payload.split(b"\n") if b"\n" in payload else (payload,)
-    single = len(lines) == 1 or (len(lines) == 2 and not lines[1])
     before = len(out)
     append = out.append
+    errors: list[tuple[int, bytes, str]] = []
     for index, line in enumerate(lines):
         if not line:
             continue
         try:
             obj = _loads(line)
         except _JSONDecodeError as exc:
-            reason = f"invalid JSON: {exc}"
-        else:
-            event = fast_parse(obj)
-            if event is not None:
-                append(_new(DecodedEvent, (event, shard, seq, sub, index)))
-                continue
+            errors.append((index, line, f"invalid JSON: {exc}"))
+            continue
+        event = fast_parse(obj)
+        if event is None:
             try:
                 event = parse_event(obj)  # the careful path: accepts what the fast path declined, or explains
             except EventValidationError as exc:
-                reason = f"invalid event: {exc}"
-            else:
-                append(_new(DecodedEvent, (event, shard, seq, sub, index)))
+                errors.append((index, line, f"invalid event: {exc}"))
                 continue
-        raw = unit_raw if single else line
-        append(DecodeError(reason, raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub, line=index))
-    if len(out) == before:  # blank lines only: nothing to count, but never silently nothing
-        out.append(
-            DecodeError(
-                "payload holds no events (empty or blank lines only)",
-                unit_raw,
-                shard_id=shard,
-                sequence_number=seq,
-                sub_sequence_number=sub,
-            )
-        )
+        append(_new(DecodedEvent, (event, shard, seq, sub, index)))
+    if len(out) > before:
+        for index, line, reason in errors:
+            append(DecodeError(reason, line, shard_id=shard, sequence_number=seq, sub_sequence_number=sub, line=index))
+        return
+    if not errors:
+        reason = "payload holds no events (empty or blank lines only)"
+    elif len(errors) == 1:
+        reason = errors[0][2]
+    else:
+        reason = f"no line is an event ({len(errors)} lines); first: {errors[0][2]}"
+    append(DecodeError(reason, unit_raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub))
 
 
 def _inflate_then(data: bytes, shard: str, seq: str, sub: int | None, out: list[DecodeResult]) -> None:

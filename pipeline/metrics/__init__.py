@@ -1,0 +1,1 @@
+"""Metric effects, positions and the writers that apply them exactly once."""

@@ -1,0 +1,189 @@
+"""In-memory tables and queues, and a metric writer on them with the DynamoDB writer's exact semantics.
+
+:class:`MemoryMetricWriter` is the same :class:`~pipeline.metrics.flush.FlushEngine` as
+:class:`~pipeline.metrics.writer.DynamoMetricWriter` (coalescing, watermarks, phases, rounds, cache,
+``failed_from``) on a :class:`MemoryStore` that decides each write the way DynamoDB decides a PartiQL
+statement (:func:`~pipeline.metrics.plan.check_write`). It is the reference model for Lambda-semantics
+tests and a fast stand-in for unit tests. Two hooks make failures on demand:
+
+- ``crash_after_writes=n``: the first ``n`` item writes (statements) execute, then the next one raises
+  :class:`SimulatedCrash` (the container died mid-flush); the hook then disarms itself.
+- ``fails=predicate``: a write of an item for which ``predicate(ref)`` is true fails transiently
+  (throttled), as does a message for which ``fails_message(message)`` is true.
+
+:meth:`MemoryStore.tables` has the shape of :func:`pipeline.metrics.oracle.apply_effects` (the naive
+fold: each effect once, in order), which a correct writer must reach whatever the crashes, retries
+and re-deliveries.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+
+from pipeline.metrics.effects import ItemKey, Message
+from pipeline.metrics.flush import OK, TRANSIENT, FlushEngine, FlushResult, ItemCache, Outcome, Tally, WriteResult
+from pipeline.metrics.plan import (
+    WATERMARK_PREFIX,
+    ItemRef,
+    ItemWrite,
+    Positioned,
+    State,
+    apply_write,
+    check_write,
+)
+
+__all__ = ["MemoryMetricWriter", "MemoryStore", "SimulatedCrash"]
+
+
+class SimulatedCrash(Exception):  # noqa: N818 - it is a simulated event, not an error of ours
+    """Raised by the crash hook: the container died in the middle of a flush."""
+
+
+class MemoryStore:
+    """Items keyed by ``(logical table, key)`` and FIFO queues deduplicating by ``dedup_id`` forever.
+
+    Thread-safe: one lock around each operation, so writers on several threads may share a store.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[ItemRef, dict[str, object]] = {}
+        self._queues: dict[str, dict[str, Message]] = {}
+
+    def item(self, table: str, key: ItemKey) -> dict[str, object] | None:
+        with self._lock:
+            found = self._items.get((table, key))
+            return None if found is None else dict(found)
+
+    def snapshot(self, *, watermarks: bool = False) -> dict[ItemRef, dict[str, object]]:
+        """Every item; without the writers' ``_pos_*`` watermark attributes unless asked."""
+        with self._lock:
+            return {
+                ref: {a: v for a, v in item.items() if watermarks or not a.startswith(WATERMARK_PREFIX)}
+                for ref, item in self._items.items()
+            }
+
+    def tables(self) -> dict[str, dict[ItemKey, dict[str, object]]]:
+        """``{table: {key: item}}`` without watermarks, as :func:`pipeline.metrics.oracle.apply_effects`."""
+        tables: dict[str, dict[ItemKey, dict[str, object]]] = {}
+        for (table, key), item in self.snapshot().items():
+            tables.setdefault(table, {})[key] = item
+        return tables
+
+    def messages(self, queue: str) -> list[Message]:
+        """The messages ``queue`` holds, first-sent first (a duplicate ``dedup_id`` is dropped)."""
+        with self._lock:
+            return list(self._queues.get(queue, {}).values())
+
+    def execute(self, write: ItemWrite) -> WriteResult:
+        """Apply ``write`` if its condition holds, atomically, as DynamoDB runs one statement."""
+        with self._lock:
+            state = self._items.get(write.ref)
+            code = check_write(state, write)
+            if code is None:
+                self._items[write.ref] = apply_write(state, write)
+                return OK
+            if code == Outcome.DUPLICATE.value:
+                return WriteResult(Outcome.DUPLICATE)
+            return WriteResult(Outcome.CONFLICT, None if state is None else dict(state))
+
+    def enqueue(self, message: Message) -> None:
+        with self._lock:
+            self._queues.setdefault(message.queue, {}).setdefault(message.dedup_id, message)
+
+    def put(self, table: str, key: ItemKey, item: dict[str, object]) -> None:
+        """Store ``item`` as is (test setup)."""
+        with self._lock:
+            self._items[(table, key)] = dict(item)
+
+
+class MemoryMetricWriter:
+    """A metric writer on a :class:`MemoryStore`; same interface and semantics as the DynamoDB one.
+
+    ``stats`` count calls as the DynamoDB writer would make them (25 statements, 100 keys or 10
+    messages a call). Sequential and deterministic; not thread-safe (one flush at a time).
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        *,
+        max_rounds: int = 6,
+        cache_size: int = 200_000,
+        crash_after_writes: int | None = None,
+        fails: Callable[[ItemRef], bool] | None = None,
+        fails_message: Callable[[Message], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self._backend = _MemoryBackend(store, crash_after_writes, fails, fails_message)
+        self._engine = FlushEngine(self._backend, max_rounds=max_rounds, sleep=_no_sleep, cache_size=cache_size, seed=0)
+
+    @property
+    def crash_after_writes(self) -> int | None:
+        return self._backend.crash_after_writes
+
+    @crash_after_writes.setter
+    def crash_after_writes(self, writes: int | None) -> None:
+        self._backend.crash_after_writes = writes
+
+    def flush(self, shard_id: str, effects: Sequence[Positioned]) -> FlushResult:
+        return self._engine.flush(shard_id, effects)
+
+    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, State]:
+        """The stored items of ``keys`` (missing ones left out), as :meth:`DynamoMetricWriter.read`."""
+        return self._engine.read(table, keys)
+
+    def forget(self) -> None:
+        """Drop the cache, as a new container would start."""
+        self._engine.cache = ItemCache(self._engine.cache.size)
+
+
+class _MemoryBackend:
+    def __init__(
+        self,
+        store: MemoryStore,
+        crash_after_writes: int | None,
+        fails: Callable[[ItemRef], bool] | None,
+        fails_message: Callable[[Message], bool] | None,
+    ) -> None:
+        self.store = store
+        self.crash_after_writes = crash_after_writes
+        self._fails = fails
+        self._fails_message = fails_message
+
+    def read(self, refs: Sequence[ItemRef], tally: Tally) -> dict[ItemRef, State | None]:
+        tally.add(api_calls=math.ceil(len(refs) / 100), reads=len(refs))
+        return {ref: self.store.item(*ref) for ref in refs}
+
+    def write(self, writes: Sequence[ItemWrite], tally: Tally) -> list[WriteResult]:
+        tally.add(api_calls=math.ceil(len(writes) / 25))
+        results: list[WriteResult] = []
+        for write in writes:
+            if self.crash_after_writes is not None:
+                if self.crash_after_writes <= 0:
+                    self.crash_after_writes = None
+                    raise SimulatedCrash(f"crashed before writing {write.ref}")
+                self.crash_after_writes -= 1
+            tally.add(item_writes=1)
+            if self._fails is not None and self._fails(write.ref):
+                results.append(TRANSIENT)
+            else:
+                results.append(self.store.execute(write))
+        return results
+
+    def send(self, messages: Sequence[Message], tally: Tally) -> list[bool]:
+        tally.add(api_calls=math.ceil(len(messages) / 10))
+        accepted: list[bool] = []
+        for message in messages:
+            ok = self._fails_message is None or not self._fails_message(message)
+            if ok:
+                self.store.enqueue(message)
+                tally.add(messages=1)
+            accepted.append(ok)
+        return accepted
+
+
+def _no_sleep(_: float) -> None:
+    return None

@@ -1,0 +1,105 @@
+"""User activity: one stored row per activity, and each user's session as a fold in stream order.
+
+Table ``user_activities``, key ``(user_id, timestamp)``: one :class:`PutOnce` row per event, with
+``timestamp`` = ``<stamp>#<event_id>`` (unique even when two activities share a microsecond) and the
+attributes ``activity_type``, ``page_url`` and ``session_id`` (each left out when absent),
+``session_duration`` (whole seconds since the session began, rounded down), ``user_segment`` (from the
+context, else its default segment), ``event_id`` and ``ttl`` (epoch seconds of event time plus the
+context's ``activity_ttl``, rounded down).
+
+Table ``user_sessions``, key ``(user_id)``: ``last_activity`` (a ``max`` :class:`Extreme`) with its
+companion ``session_start``.
+
+The session fold, per user, in stream order, from the stored session (``context.sessions``), for an
+activity at event time ``t``:
+
+- no session yet: a new session starts at ``t``; duration 0;
+- ``t >= last`` and ``t - last <= session_timeout``: same session; duration ``t - start``;
+- ``t >= last`` and a longer gap: a new session starts at ``t``; duration 0;
+- ``t < last`` (a late event): duration 0 and the session is left as it was.
+
+After an event with ``t >= last`` the session is ``(last=t, start)``, and that event, and only such an
+event, carries the ``user_sessions`` extreme of the new state. Hence the effects of event ``i`` depend
+only on the context and events ``0..i``: a batch that fails part-way has persisted exactly the session
+state of the events before the failure, and the retry's fold starts from it. Because ``t`` never moves
+backwards in the fold, the stored extreme equals the fold's state after any prefix of the stream, so
+the outcome does not depend on how the stream is cut into batches.
+
+Events without a user id (``None`` or empty: not a valid DynamoDB key) have no effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from pipeline.events import Event, EventType, UserActivityData
+from pipeline.metrics.effects import Effect, Extreme, PutOnce, Scalar
+from pipeline.plugins.base import BatchContext
+from pipeline.plugins.timefmt import epoch_seconds, stamp
+
+__all__ = ["UserActivityPlugin"]
+
+_SECOND: Final = timedelta(seconds=1)
+
+
+class UserActivityPlugin:
+    """See the module docstring. Stateless between batches: the session state comes from the context."""
+
+    name: str = "user_activity"
+    version: int = 1
+    event_types: frozenset[EventType] = frozenset({EventType.USER_ACTIVITY})
+
+    def effects(self, events: Sequence[Event], context: BatchContext) -> list[list[Effect]]:
+        """One effect list per event: its activity row, and the session extreme if it advanced the session."""
+        stored = context.sessions
+        segments = context.user_segments
+        default_segment = context.default_segment
+        timeout = context.session_timeout
+        keep_for = context.activity_ttl
+        sessions: dict[str, tuple[datetime, datetime] | None] = {}  # user -> (last, start), this batch
+        out: list[list[Effect]] = []
+        for event in events:
+            data = event.data
+            user = event.user_id
+            if not isinstance(data, UserActivityData) or not user:
+                out.append([])
+                continue
+            t = event.timestamp
+            if t.tzinfo is not UTC:
+                t = t.astimezone(UTC)  # same-zone arithmetic would ignore DST; UTC never has any
+            if user in sessions:
+                current = sessions[user]
+            else:
+                known = stored.get(user)
+                current = None if known is None else (known.last_activity, known.session_start)
+
+            if current is None:
+                start, duration, advanced = t, 0, True
+            elif t < current[0]:
+                start, duration, advanced = current[1], 0, False
+            elif t - current[0] <= timeout:
+                start, advanced = current[1], True
+                duration = (t - start) // _SECOND
+            else:
+                start, duration, advanced = t, 0, True
+
+            when = stamp(t)
+            key_time = f"{when}#{event.event_id}"
+            item: dict[str, Scalar] = {"user_id": user, "timestamp": key_time, "activity_type": data.activity_type}
+            if data.page_url is not None:
+                item["page_url"] = data.page_url
+            if data.session_id is not None:
+                item["session_id"] = data.session_id
+            item["session_duration"] = duration
+            item["user_segment"] = segments.get(user, default_segment)
+            item["event_id"] = event.event_id
+            item["ttl"] = epoch_seconds(t + keep_for)
+            effects: list[Effect] = [PutOnce("user_activities", (("user_id", user), ("timestamp", key_time)), item)]
+            if advanced:
+                sessions[user] = (t, start)
+                companions = {"session_start": stamp(start)}
+                effects.append(Extreme("user_sessions", (("user_id", user),), "last_activity", when, "max", companions))
+            out.append(effects)
+        return out

@@ -1,0 +1,100 @@
+"""Shared pieces for driving the real consumer code under Lambda's semantics in tests.
+
+Builds shard record lists from events (any format, junk mixed in), the handler as Lambda calls it
+(``handle_kinesis_event`` with a processor), and fault plans drawn by hypothesis.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from pipeline.codecs import RecordFormat, encode_records
+from pipeline.consumer.lambda_adapter import handle_kinesis_event
+from pipeline.consumer.processor import BatchProcessor
+from pipeline.events import Event
+from pipeline.local.esm import StreamRecord
+from pipeline.partitioning import ShardMap
+
+__all__ = ["FaultPlan", "build_shards", "lambda_handler", "stream_arn"]
+
+stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/test-events"
+_ARRIVAL = 1_795_500_000.0
+
+
+def build_shards(
+    events: Sequence[Event], fmt: RecordFormat, shards: int, junk: Sequence[tuple[int, bytes]] = ()
+) -> dict[str, list[StreamRecord]]:
+    """Records per shard as Kinesis would hold them: increasing 30-digit sequence numbers.
+
+    ``junk`` is ``(index, bytes)``: a bad record inserted at ``index`` (modulo length) of shard 0.
+    """
+    shard_map = ShardMap.uniform(shards)
+    out: dict[str, list[StreamRecord]] = {sid: [] for sid in shard_map.shard_ids}
+    payloads: dict[str, list[tuple[str, bytes]]] = {sid: [] for sid in shard_map.shard_ids}
+    for record in encode_records(list(events), fmt, shard_map, batch_raw_bytes=4_000):
+        payloads[record.shard_id].append((record.partition_key, record.data))
+    first = shard_map.shard_ids[0]
+    for index, data in junk:
+        target = payloads[first]
+        target.insert(index % (len(target) + 1), ("junk", data))
+    for number, sid in enumerate(shard_map.shard_ids):
+        for i, (key, data) in enumerate(payloads[sid]):
+            sequence = f"{number + 1:05d}{i + 1:025d}"
+            out[sid].append(StreamRecord(sid, sequence, key, data, _ARRIVAL + i))
+    return out
+
+
+def lambda_handler(processor: BatchProcessor) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The handler's body as the deployed module runs it, with quiet Powertools objects."""
+    logger = Logger(service="test-consumer", level="CRITICAL")
+    metrics = Metrics(namespace="Test", service="test-consumer")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            return handle_kinesis_event(event, processor, logger, metrics)
+        finally:
+            metrics.clear_metrics()
+
+    return handler
+
+
+@dataclass
+class FaultPlan:
+    """Faults decided up front by hypothesis, replayed deterministically by the test.
+
+    ``crashes``: per invocation number, crash the writer after that many item writes (0 = before any).
+    ``crash_after_return``: invocation numbers where the function dies after the flush, before
+    answering (Lambda sees an error although every write landed).
+    ``redeliver``: per successful batch, deliver it again.
+    ``transient_rate`` / ``transient_budget``: item writes failing as throttled, at most this many.
+    ``new_container``: invocation numbers before which the writer's cache is dropped.
+    """
+
+    crashes: dict[int, int] = field(default_factory=dict)
+    crash_after_return: frozenset[int] = frozenset()
+    redeliver: list[bool] = field(default_factory=list)
+    transient_rate: float = 0.0
+    transient_budget: int = 0
+    new_container: frozenset[int] = frozenset()
+    seed: int = 0
+    _rng: random.Random = field(init=False)
+    _redeliveries: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def next_redelivery(self) -> bool:
+        index = self._redeliveries
+        self._redeliveries += 1
+        return index < len(self.redeliver) and self.redeliver[index]
+
+    def transient(self, _ref: object) -> bool:
+        if self.transient_budget > 0 and self._rng.random() < self.transient_rate:
+            self.transient_budget -= 1
+            return True
+        return False

@@ -1,0 +1,176 @@
+"""The consumer under Lambda's semantics: whatever the retries, crashes and re-deliveries, exact tables.
+
+A reference model of the Kinesis event source mapping (``pipeline.local.esm``) drives the real
+handler code (``handle_kinesis_event`` -> ``BatchProcessor`` -> plugins -> the writer engine) on the
+in-memory store, which decides each write the way DynamoDB decides a PartiQL statement. The oracle
+(``pipeline.metrics.oracle``) computes the tables straight from the unique events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.codecs import RecordFormat
+from pipeline.codecs.gzipcodec import gzip_bytes
+from pipeline.consumer.badrows import MemoryBadRowSink
+from pipeline.consumer.context import ContextLoaderFromStore
+from pipeline.consumer.processor import BatchProcessor
+from pipeline.generate import generate_events
+from pipeline.local.esm import EsmSettings, ShardDriver, lambda_event
+from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore
+from pipeline.metrics.oracle import expected_messages, expected_tables
+from pipeline.plugins import REGISTRY
+from tests.consumer_harness import FaultPlan, build_shards, lambda_handler, stream_arn
+
+JUNK = [
+    b"\xff\xfe not json",
+    b'{"event_type": "refund", "schema_version": 1}',
+    b"\xf3\x89\x9a\xc2" + b"\x00" * 30,
+    gzip_bytes(b'{"event_id": "x"}')[:-3],
+    b"",
+]
+
+
+def _run(
+    events: list[Any],
+    fmt: RecordFormat,
+    shards: int,
+    batch_size: int,
+    junk: list[tuple[int, bytes]],
+    plan: FaultPlan,
+    segments: dict[str, str],
+) -> tuple[MemoryStore, MemoryBadRowSink]:
+    store = MemoryStore()
+    for user, segment in segments.items():
+        store.put("users", (("user_id", user),), {"user_id": user, "user_segment": segment})
+    writer = MemoryMetricWriter(store, fails=plan.transient, max_rounds=3)
+    sink = MemoryBadRowSink()
+    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
+    inner = lambda_handler(processor)
+    invocations = 0
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        nonlocal invocations
+        invocations += 1
+        if invocations in plan.new_container:
+            writer.forget()
+        if invocations in plan.crashes:
+            writer.crash_after_writes = plan.crashes[invocations]
+        response = inner(event, context)
+        writer.crash_after_writes = None
+        if invocations in plan.crash_after_return:
+            raise RuntimeError("the container died after its writes, before answering")
+        return response
+
+    esm = EsmSettings(batch_size=batch_size, bisect_on_error=True, maximum_retry_attempts=-1)
+    for records in build_shards(events, fmt, shards, junk).values():
+        driver = ShardDriver(handler, esm, stream_arn=stream_arn, redeliver=plan.next_redelivery, max_invocations=5_000)
+        driver.drain(records)
+    return store, sink
+
+
+@st.composite
+def fault_plans(draw: st.DrawFn) -> FaultPlan:
+    invocations = st.integers(1, 40)
+    return FaultPlan(
+        crashes=draw(st.dictionaries(invocations, st.integers(0, 30), max_size=4)),
+        crash_after_return=frozenset(draw(st.lists(invocations, max_size=2))),
+        redeliver=draw(st.lists(st.booleans(), max_size=12)),
+        transient_rate=draw(st.sampled_from([0.0, 0.1, 0.3])),
+        transient_budget=draw(st.integers(0, 25)),
+        new_container=frozenset(draw(st.lists(invocations, max_size=3))),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@given(
+    n=st.integers(1, 90),
+    seed=st.integers(0, 10_000),
+    fmt=st.sampled_from(list(RecordFormat)),
+    shards=st.integers(1, 3),
+    batch_size=st.integers(1, 40),
+    junk=st.lists(st.tuples(st.integers(0, 200), st.sampled_from(JUNK)), max_size=3),
+    plan=fault_plans(),
+    segmented=st.booleans(),
+)
+@settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_tables_equal_the_oracle_whatever_lambda_does(
+    n: int,
+    seed: int,
+    fmt: RecordFormat,
+    shards: int,
+    batch_size: int,
+    junk: list[tuple[int, bytes]],
+    plan: FaultPlan,
+    segmented: bool,
+) -> None:
+    # GIVEN a random event mix, format, batching and fault plan (throttles on any write, crashes before,
+    # between or after writes, lost answers, duplicate deliveries, new containers)
+    events = list(generate_events(n, seed))
+    segments = {e.user_id: "vip" for e in events[::3] if e.user_id} if segmented else {}
+    # WHEN Lambda's event source mapping drives the consumer to the end of every shard
+    store, sink = _run(events, fmt, shards, batch_size, junk, plan, segments)
+    # THEN every table equals the oracle computed from the unique events, each fulfilment message is
+    # there once, and every bad record is in the sink with its raw bytes
+    tables = store.tables()
+    tables.pop("users", None)  # the entity table the test seeded, read by the consumer, never written
+    assert tables == expected_tables(events, user_segments=segments)
+    sent = sorted(m.dedup_id for m in store.messages("fulfilment"))
+    assert sent == sorted(str(m["event_id"]) for m in expected_messages(events))
+    assert len(sink.rows) == len(junk)
+    assert sorted(r.raw for r in sink.rows.values()) == sorted(data for _, data in junk)
+
+
+def test_duplicate_event_ids_in_one_batch_count_once() -> None:
+    # GIVEN a gzip batch record holding some events twice (views and activities have no other dedup)
+    events = list(generate_events(12, 3))
+    doubled = [e for event in events for e in (event, event)]
+    store, _ = _run(doubled, RecordFormat.GZIP_BATCH, 1, 10, [], FaultPlan(), {})
+    # THEN the tables are those of the unique events
+    assert store.tables() == expected_tables(events)
+
+
+def test_a_batch_of_only_bad_records_succeeds_and_keeps_every_byte() -> None:
+    store = MemoryStore()
+    writer = MemoryMetricWriter(store)
+    sink = MemoryBadRowSink()
+    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
+    junk = [(i, data) for i, data in enumerate(JUNK)]
+    records = build_shards([], RecordFormat.JSON, 1, junk)["shardId-000000000000"]
+    driver = ShardDriver(lambda_handler(processor), EsmSettings(batch_size=100), stream_arn=stream_arn)
+    driver.drain(records)
+    assert driver.stats.invocations == 1
+    assert driver.stats.function_errors == driver.stats.partial_failures == 0
+    assert sorted(r.raw for r in sink.rows.values()) == sorted(JUNK)
+    assert all(r.reason for r in sink.rows.values())
+
+
+def test_a_transient_failure_reports_exactly_one_sequence_number() -> None:
+    # GIVEN every write throttled, so the flush cannot persist anything
+    store = MemoryStore()
+    writer = MemoryMetricWriter(store, fails=lambda _ref: True, max_rounds=2)
+    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), MemoryBadRowSink())
+    records = build_shards(list(generate_events(30, 1)), RecordFormat.JSON, 1)["shardId-000000000000"]
+    # WHEN one batch is handled
+    response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
+    # THEN the response names one record, the first with an effect, the way Lambda expects
+    failures = response["batchItemFailures"]
+    assert len(failures) == 1
+    assert failures[0]["itemIdentifier"] == records[0].sequence_number
+    assert store.tables() == {}
+
+
+@pytest.mark.parametrize("fmt", [pytest.param(f, id=f.value) for f in RecordFormat])
+def test_one_million_bytes_of_junk_goes_to_the_sink_whole(fmt: RecordFormat) -> None:
+    import os
+
+    junk = [(0, os.urandom(1024 * 1024 - 64))]
+    events = list(generate_events(20, 2))
+    store, sink = _run(events, fmt, 1, 5, junk, FaultPlan(), {})
+    assert store.tables() == expected_tables(events)
+    (row,) = sink.rows.values()
+    assert row.raw == junk[0][1]

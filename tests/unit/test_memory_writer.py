@@ -1,0 +1,403 @@
+"""The in-memory writer (the DynamoDB writer's engine on dicts): coalescing, exactly-once through
+watermarks, phases as barriers, ``failed_from``, and a Lambda-like property test with crashes,
+transient failures and re-deliveries."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Literal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.metrics.effects import Add, Extreme, Message, PutOnce
+from pipeline.metrics.flush import WriterStats
+from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore, SimulatedCrash
+from pipeline.metrics.plan import ItemRef, MetricWriteError, Positioned
+from tests.metric_streams import (
+    SHARD,
+    assert_persisted_before,
+    batches,
+    delivered,
+    expected_messages,
+    expected_tables,
+    order_key,
+    pos,
+    sample_stream,
+    suffix_from,
+)
+
+
+def test_coalescing_writes_each_item_once() -> None:
+    # GIVEN 200 events whose effects land on 4 order items, 3 sessions and a few activity rows
+    stream = sample_stream(200)
+    rows = {(p.effect.table, p.effect.key) for p in stream if isinstance(p.effect, PutOnce)}
+    items = {(p.effect.table, p.effect.key) for p in stream if isinstance(p.effect, Add | Extreme)}
+    messages = {p.effect.dedup_id for p in stream if isinstance(p.effect, Message)}
+    writer = MemoryMetricWriter(MemoryStore())
+
+    # WHEN they are flushed at once
+    result = writer.flush(SHARD, stream)
+
+    # THEN every item is written once, in as few calls as the batch limits allow, and values are exact
+    assert result.failed_from is None
+    assert result.stats.item_writes == len(rows) + len(items)
+    assert result.stats.reads == len(items)  # learnt once; put-once rows are never read
+    calls = math.ceil(len(rows) / 25) + math.ceil(len(items) / 100) + math.ceil(len(items) / 25)
+    assert result.stats.api_calls == calls + math.ceil(len(messages) / 10)
+    assert result.stats.conflicts == result.stats.retries == 0
+    assert writer.store.tables() == expected_tables(stream)
+    assert delivered(writer.store) == expected_messages(stream)
+
+
+def test_an_empty_flush_makes_no_call() -> None:
+    result = MemoryMetricWriter(MemoryStore()).flush(SHARD, [])
+
+    assert result.failed_from is None
+    assert result.stats == WriterStats()
+
+
+def test_decimal_sums_are_exact() -> None:
+    # GIVEN a thousand additions of 0.10 (a float sum would drift)
+    key = order_key("b")
+    stream = [Positioned(pos(i), Add("order_metrics", key, {"revenue": Decimal("0.10")})) for i in range(1000)]
+    writer = MemoryMetricWriter(MemoryStore())
+
+    # WHEN flushed in four batches
+    for batch in batches(stream, 250):
+        assert writer.flush(SHARD, batch).failed_from is None
+
+    # THEN the stored sum is exactly 100.00
+    item = writer.store.item("order_metrics", key)
+    assert item is not None
+    assert item["revenue"] == Decimal("100.00")
+
+
+@pytest.mark.parametrize("cold", [pytest.param(False, id="same-container"), pytest.param(True, id="new-container")])
+def test_flushing_twice_writes_once(cold: bool) -> None:
+    # GIVEN a flushed batch
+    stream = sample_stream(40)
+    writer = MemoryMetricWriter(MemoryStore())
+    writer.flush(SHARD, stream)
+    before = writer.store.snapshot(watermarks=True)
+    if cold:
+        writer.forget()
+
+    # WHEN the same batch is flushed again
+    again = writer.flush(SHARD, stream)
+
+    # THEN nothing changes; with a warm cache nothing is even sent
+    assert again.failed_from is None
+    assert writer.store.snapshot(watermarks=True) == before
+    assert delivered(writer.store) == expected_messages(stream)
+    if not cold:
+        assert again.stats.api_calls == again.stats.item_writes == again.stats.reads == 0
+
+
+@pytest.mark.parametrize("crash_after", [0, 1, 3, 7, 12])
+@pytest.mark.parametrize("cold", [pytest.param(False, id="same-container"), pytest.param(True, id="new-container")])
+def test_crash_in_the_middle_then_reflush_is_exact(crash_after: int, cold: bool) -> None:
+    # GIVEN a writer that dies after `crash_after` item writes
+    stream = sample_stream(60)
+    writer = MemoryMetricWriter(MemoryStore(), crash_after_writes=crash_after)
+
+    # WHEN the flush crashes and Lambda re-delivers the whole batch (to the same or a new container)
+    with pytest.raises(SimulatedCrash):
+        writer.flush(SHARD, stream)
+    if cold:
+        writer.forget()
+    result = writer.flush(SHARD, stream)
+
+    # THEN everything is counted exactly once
+    assert result.failed_from is None
+    assert writer.store.tables() == expected_tables(stream)
+    assert delivered(writer.store) == expected_messages(stream)
+
+
+@pytest.mark.parametrize(
+    ("with_messages", "first_unpersisted"),
+    [pytest.param(False, 2, id="the-item-s-first-event"), pytest.param(True, 0, id="an-unsent-message-before-it")],
+)
+def test_transient_failure_reports_the_lowest_unpersisted_position(with_messages: bool, first_unpersisted: int) -> None:
+    # GIVEN one order item whose writes always fail transiently (its first event is event 2)
+    stream = [p for p in sample_stream(40) if with_messages or not isinstance(p.effect, Message)]
+    broken: set[ItemRef] = {("order_metrics", order_key("2026-11-24#02"))}
+    store = MemoryStore()
+    writer = MemoryMetricWriter(store, fails=lambda ref: ref in broken)
+
+    # WHEN the batch is flushed
+    result = writer.flush(SHARD, stream)
+
+    # THEN failed_from is the lowest position not persisted: that item's first event, or an earlier
+    # message (phase 3 is not attempted after phase 2 failed), and every event before it is persisted
+    assert result.failed_from == pos(first_unpersisted)
+    assert result.stats.retries == 6  # one per round
+    assert_persisted_before(store, SHARD, stream, result.failed_from)
+    assert store.messages("fulfilment") == []
+
+    # AND once the store recovers, re-delivery from failed_from makes everything exact
+    broken.clear()
+    assert writer.flush(SHARD, suffix_from(stream, result.failed_from)).failed_from is None
+    assert store.tables() == expected_tables(stream)
+    assert delivered(store) == expected_messages(stream)
+
+
+def test_failed_put_once_blocks_updates_and_messages() -> None:
+    # GIVEN put-once rows that cannot be written
+    stream = sample_stream(30)
+    store = MemoryStore()
+    failing = [True]
+    writer = MemoryMetricWriter(store, fails=lambda ref: failing[0] and ref[0] == "user_activities")
+
+    # WHEN flushed
+    result = writer.flush(SHARD, stream)
+
+    # THEN nothing else was attempted, and failed_from is the very first position
+    assert result.failed_from == pos(0)
+    assert store.tables() == {}
+
+    # AND the re-delivery is exact
+    failing[0] = False
+    assert writer.flush(SHARD, stream).failed_from is None
+    assert store.tables() == expected_tables(stream)
+
+
+@pytest.mark.parametrize(
+    "cut", [pytest.param(i, id=f"suffix-from-{i}") for i in (0, 1, 17, 39)] + [pytest.param(40, id="nothing")]
+)
+def test_partial_redelivery_of_a_suffix_is_exact(cut: int) -> None:
+    # GIVEN a flushed batch (the writer's checkpoint was lost)
+    stream = sample_stream(40)
+    writer = MemoryMetricWriter(MemoryStore())
+    writer.flush(SHARD, stream)
+
+    # WHEN a bisected or partial re-delivery flushes the events from `cut` on again, cold
+    writer.forget()
+    result = writer.flush(SHARD, [p for p in stream if p.position >= pos(cut)])
+
+    # THEN nothing is counted twice
+    assert result.failed_from is None
+    assert writer.store.tables() == expected_tables(stream)
+
+
+def test_two_shards_on_the_same_items_add_up() -> None:
+    # GIVEN two shards' streams touching the same items, with distinct values
+    first, second = sample_stream(50), sample_stream(50, start=1000)
+    store = MemoryStore()
+    a, b = MemoryMetricWriter(store), MemoryMetricWriter(store)
+
+    # WHEN their writers interleave batches (each one's cache goes stale on the other's writes)
+    for batch_a, batch_b in zip(batches(first, 7), batches(second, 7), strict=True):
+        assert a.flush("shardId-000000000000", batch_a).failed_from is None
+        assert b.flush("shardId-000000000001", batch_b).failed_from is None
+
+    # THEN both contributions are there, once each
+    assert store.tables() == expected_tables(first + second)
+
+
+def test_a_stale_cache_costs_a_failed_condition_not_a_double_count() -> None:
+    # GIVEN container A flushed batch 1, then container B took the shard and flushed batch 2
+    first, second = sample_stream(30), sample_stream(30, start=30)
+    store = MemoryStore()
+    a, b = MemoryMetricWriter(store), MemoryMetricWriter(store)
+    a.flush(SHARD, first)
+    b.flush(SHARD, second)
+
+    # WHEN A gets the shard back and a re-delivery of batch 2 reaches it (A's watermarks are stale)
+    result = a.flush(SHARD, second)
+
+    # THEN its conditional writes fail, it re-learns the items, and writes nothing twice
+    assert result.failed_from is None
+    assert result.stats.conflicts > 0
+    assert store.tables() == expected_tables(first + second)
+
+
+def test_extremes_never_move_backwards() -> None:
+    # GIVEN a stored maximum of 10 (with its companion) and minimum of 3
+    key = order_key("b")
+    writer = MemoryMetricWriter(MemoryStore())
+    writer.flush(
+        SHARD,
+        [
+            Positioned(pos(1), Extreme("order_metrics", key, "max", 10, companions={"who": "ten"})),
+            Positioned(pos(1), Extreme("order_metrics", key, "min", 3, kind="min")),
+        ],
+    )
+
+    # WHEN later events carry a lower maximum, a higher minimum and an equal maximum
+    result = writer.flush(
+        SHARD,
+        [
+            Positioned(pos(2), Extreme("order_metrics", key, "max", 5, companions={"who": "five"})),
+            Positioned(pos(3), Extreme("order_metrics", key, "max", 10, companions={"who": "ten again"})),
+            Positioned(pos(3), Extreme("order_metrics", key, "min", 4, kind="min")),
+        ],
+    )
+
+    # THEN the stored values and companions stay, and nothing was written
+    assert writer.store.item("order_metrics", key) == {**dict(key), "max": 10, "who": "ten", "min": 3}
+    assert result.stats.item_writes == 0
+
+
+def test_put_once_first_wins() -> None:
+    # GIVEN two puts of one key in a batch and a third in a later batch
+    key = (("user_id", "u1"), ("timestamp", "t"))
+    writer = MemoryMetricWriter(MemoryStore())
+    writer.flush(
+        SHARD,
+        [
+            Positioned(pos(2), PutOnce("user_activities", key, {**dict(key), "event": "second"})),
+            Positioned(pos(1), PutOnce("user_activities", key, {**dict(key), "event": "first"})),
+        ],
+    )
+    writer.forget()
+
+    # WHEN the later batch is flushed by a new container
+    writer.flush(SHARD, [Positioned(pos(3), PutOnce("user_activities", key, {**dict(key), "event": "third"}))])
+
+    # THEN the first event's row is the one stored
+    assert writer.store.item("user_activities", key) == {**dict(key), "event": "first"}
+
+
+def test_messages_are_deduplicated() -> None:
+    # GIVEN messages repeating deduplication ids, within a batch and across re-deliveries
+    stream = [Positioned(pos(i), Message("fulfilment", {"n": i}, dedup_id=f"o{i % 3}", group_id="g")) for i in range(9)]
+    writer = MemoryMetricWriter(MemoryStore())
+
+    # WHEN flushed twice, the second time by a new container
+    first = writer.flush(SHARD, stream)
+    writer.forget()
+    writer.flush(SHARD, stream)
+
+    # THEN the queue holds one message per id, the first event's, sent in one call
+    assert delivered(writer.store) == {"o0": {"n": 0}, "o1": {"n": 1}, "o2": {"n": 2}}
+    assert (first.stats.api_calls, first.stats.messages) == (1, 3)
+
+
+def test_a_message_failure_reports_its_position() -> None:
+    # GIVEN a message the queue keeps refusing
+    stream = sample_stream(20)
+    refused = [True]
+    writer = MemoryMetricWriter(MemoryStore(), fails_message=lambda m: refused[0] and m.dedup_id == "o1")
+
+    # WHEN flushed
+    result = writer.flush(SHARD, stream)
+
+    # THEN failed_from is that message's event (all tables are already written)
+    assert result.failed_from == pos(8)
+    assert_persisted_before(writer.store, SHARD, stream, pos(8))
+    refused[0] = False
+    assert writer.flush(SHARD, suffix_from(stream, pos(8))).failed_from is None
+    assert delivered(writer.store) == expected_messages(stream)
+
+
+def test_read_returns_stored_items_and_warms_the_cache() -> None:
+    # GIVEN a stored session and a writer that has never seen it
+    store = MemoryStore()
+    user = (("user_id", "u1"),)
+    store.put("user_sessions", user, {**dict(user), "last_activity": "2026-11-24T10:00:00Z"})
+    writer = MemoryMetricWriter(store)
+
+    # WHEN the batch context reads it (and a missing user), then a flush updates it
+    found = writer.read("user_sessions", [user, (("user_id", "nobody"),), user])
+    result = writer.flush(SHARD, [Positioned(pos(1), Extreme("user_sessions", user, "last_activity", "2026-11-25"))])
+
+    # THEN only the stored item comes back, and the flush needed no read of its own
+    assert found == {user: {**dict(user), "last_activity": "2026-11-24T10:00:00Z"}}
+    assert (result.stats.reads, result.stats.item_writes) == (0, 1)
+
+
+def test_mixed_max_and_min_on_one_attribute_is_a_bug() -> None:
+    key = order_key("b")
+    effects = [
+        Positioned(pos(1), Extreme("order_metrics", key, "x", 1, kind="max")),
+        Positioned(pos(2), Extreme("order_metrics", key, "x", 2, kind="min")),
+    ]
+    with pytest.raises(MetricWriteError, match="both max and min"):
+        MemoryMetricWriter(MemoryStore()).flush(SHARD, effects)
+
+
+# -- the property: Lambda-like delivery with crashes, transient failures and lost checkpoints ----
+
+_KEYS = [order_key(f"b{i}") for i in range(3)]
+_ROWS = [(("user_id", "u"), ("timestamp", f"t{i}")) for i in range(3)]
+
+
+@st.composite
+def _event_effects(draw: st.DrawFn, i: int) -> list[Positioned]:
+    """Zero to four effects of event ``i`` on a few shared items; extreme values never tie across events."""
+    at = pos(i)
+    out: list[Positioned] = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["add", "max", "min", "put", "message"]))
+        if kind == "add":
+            amount = draw(st.integers(-5, 5) | st.decimals(-5, 5, places=2, allow_nan=False, allow_infinity=False))
+            out.append(Positioned(at, Add("order_metrics", draw(st.sampled_from(_KEYS)), {"n": 1, "sum": amount})))
+        elif kind in ("max", "min"):
+            value = draw(st.integers(0, 20)) * 1000 + i
+            which: Literal["max", "min"] = "max" if kind == "max" else "min"
+            extreme = Extreme("order_metrics", draw(st.sampled_from(_KEYS)), which, value, which, {f"{which}_at": at})
+            out.append(Positioned(at, extreme))
+        elif kind == "put":
+            row = draw(st.sampled_from(_ROWS))
+            out.append(Positioned(at, PutOnce("user_activities", row, {**dict(row), "by": i})))
+        else:
+            dedup = f"d{draw(st.integers(0, 3))}"
+            out.append(Positioned(at, Message("fulfilment", {"by": i}, dedup, "g")))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(1, 25))
+def test_lambda_like_delivery_converges_to_the_naive_fold(data: st.DataObject, n: int) -> None:
+    # GIVEN a random stream, and a store whose items may fail transiently
+    events = [data.draw(_event_effects(i)) for i in range(n)]
+    stream = [p for effects in events for p in effects]
+    store = MemoryStore()
+    failing: set[ItemRef] = set()
+    failing_messages: set[str] = set()
+
+    def make() -> MemoryMetricWriter:  # a new container: empty cache
+        return MemoryMetricWriter(
+            store,
+            max_rounds=2,
+            fails=lambda ref: ref in failing,
+            fails_message=lambda m: m.dedup_id in failing_messages,
+        )
+
+    writer = make()
+    refs = sorted({(p.effect.table, p.effect.key) for p in stream if not isinstance(p.effect, Message)})
+
+    # WHEN Lambda delivers batches from its checkpoint, with crashes, failures and lost checkpoints
+    checkpoint, mishaps = 0, 0
+    while checkpoint < n:
+        end = data.draw(st.integers(checkpoint + 1, n))
+        batch = [p for effects in events[checkpoint:end] for p in effects]
+        mishap = data.draw(st.sampled_from(["none", "crash", "fail", "lost", "new"])) if mishaps < 3 * n else "none"
+        mishaps += mishap != "none"
+        failing.clear()
+        failing_messages.clear()
+        if mishap == "new":
+            writer = make()
+        if mishap == "fail":
+            failing.update(data.draw(st.sets(st.sampled_from(refs))) if refs else ())
+            failing_messages.update(data.draw(st.sets(st.sampled_from(["d0", "d1", "d2", "d3"]))))
+        if mishap == "crash":
+            writer.crash_after_writes = data.draw(st.integers(0, 6))
+        try:
+            result = writer.flush(SHARD, batch)
+        except SimulatedCrash:
+            writer = make() if data.draw(st.booleans()) else writer
+            continue
+        writer.crash_after_writes = None
+        if result.failed_from is not None:
+            assert_persisted_before(store, SHARD, batch, result.failed_from)
+            checkpoint = next(i for i in range(checkpoint, end) if pos(i) == result.failed_from)
+        elif mishap != "lost":
+            checkpoint = end
+
+    # THEN the store holds exactly the naive fold of every event's effects, once each
+    assert store.tables() == expected_tables(stream)
+    assert delivered(store) == expected_messages(stream)
