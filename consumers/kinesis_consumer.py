@@ -8,22 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.consumer.lambda_adapter import handle_kinesis_event
+from pipeline.consumer.observability import traced
 from pipeline.consumer.wiring import build_processor
 from pipeline.metrics.tables import Resources
 from pipeline.settings import Settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(auto_patch=False)
 processor = build_processor(Settings.from_env(), Resources.from_env())
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle_kinesis_event(event, processor, logger, metrics)

@@ -7,12 +7,14 @@ Build settings and clients once per process (Lambda: at module scope), never per
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Settings", "aws_client"]
+__all__ = ["Settings", "aws_client", "lazy_client"]
 
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # emulator only
 
@@ -46,12 +48,13 @@ class Settings:
 
 
 def aws_client(service: str, settings: Settings) -> Any:
-    """A boto3 client for ``service`` configured from ``settings`` (standard retry mode, bounded timeouts).
+    """A client for ``service`` configured from ``settings`` (standard retry mode, bounded timeouts).
 
-    Thread-safe to share once built (boto3 clients are); building one costs milliseconds, so callers
-    keep it.
+    It is a botocore client, which is what ``boto3.client`` returns too, built without importing boto3
+    (boto3 pulls s3transfer and its resource layer: a tenth of a second of Lambda cold start for
+    nothing this project uses). Thread-safe to share once built; building one costs milliseconds, so
+    callers keep it.
     """
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -66,4 +69,39 @@ def aws_client(service: str, settings: Settings) -> Any:
         kwargs["endpoint_url"] = settings.endpoint_url
         if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
             kwargs.update(_LOCAL_CREDENTIALS)
-    return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+    with _SESSION_LOCK:  # botocore sessions are not thread-safe; clients are
+        return _session().create_client(service, **kwargs)
+
+
+class _LazyClient:
+    """Builds its client on first use. For clients a Lambda rarely needs (bad rows, fulfilment):
+    building one costs tens of milliseconds of cold start that most containers never use."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = aws_client(self._service, self._settings)
+        return getattr(self._client, name)
+
+
+def lazy_client(service: str, settings: Settings) -> Any:
+    """Like :func:`aws_client`, but the client is built on its first use (thread-safe)."""
+    return _LazyClient(service, settings)
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session() -> Any:
+    """One botocore session per process: it loads configuration and credentials once."""
+    from botocore.session import get_session
+
+    return get_session()

@@ -11,18 +11,22 @@ from pipeline.consumer.processor import BatchProcessor
 from pipeline.metrics.tables import Resources
 from pipeline.metrics.writer import DynamoMetricWriter
 from pipeline.plugins import REGISTRY
-from pipeline.settings import Settings, aws_client
+from pipeline.settings import Settings, aws_client, lazy_client
 
 __all__ = ["build_processor"]
 
 
 def build_processor(settings: Settings, resources: Resources) -> BatchProcessor:
-    """The production processor: DynamoDB writer and reader, S3 bad rows, every registered plugin."""
+    """The production processor: DynamoDB writer and reader, S3 bad rows, every registered plugin.
+
+    The SQS and S3 clients are built on first use: most batches send no fulfilment message and have
+    no bad row, and each client costs cold-start time.
+    """
     dynamodb = aws_client("dynamodb", settings)
-    writer = DynamoMetricWriter(dynamodb, aws_client("sqs", settings), resources)
+    writer = DynamoMetricWriter(dynamodb, lazy_client("sqs", settings), resources)
     return BatchProcessor(
         REGISTRY,
         writer,
         ContextLoaderFromStore(writer),
-        S3BadRowSink(aws_client("s3", settings), resources.bad_rows_bucket, resources.bad_rows_prefix),
+        S3BadRowSink(lazy_client("s3", settings), resources.bad_rows_bucket, resources.bad_rows_prefix),
     )

@@ -3,8 +3,10 @@
 Every name is quoted: attribute names in a statement as ``"name"`` (identifiers; the key and metric
 names include DynamoDB reserved words such as ``timestamp``, ``status`` and ``minute``, and watermark
 names contain ``-``), and in an INSERT tuple as ``'name'``. Every value is a ``?`` parameter, typed
-by boto3's :class:`~boto3.dynamodb.types.TypeSerializer` (``int`` and ``Decimal`` -> ``N``, ``str`` ->
-``S``), so no value is ever spliced into the text. The shapes::
+the way boto3's ``TypeSerializer`` types them (``int`` and ``Decimal`` -> ``N`` within DynamoDB's
+38-digit context, ``str`` -> ``S``), so no value is ever spliced into the text. (The conversion is
+done here rather than by importing ``boto3.dynamodb.types``, which would pull all of boto3 and
+s3transfer into the Lambda's cold start.) The shapes::
 
     INSERT INTO "tbl" VALUE {'k1': ?, 'k2': ?, 'a': ?, '_pos_<shard>': ?}
 
@@ -22,34 +24,65 @@ writing, and the writer re-reads. (ministack 1.5.33 also refuses any ``OR`` in a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, cast
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from typing import Any
 
 from pipeline.metrics.effects import ItemKey, Scalar
 from pipeline.metrics.plan import ItemWrite, MetricWriteError
 
-__all__ = ["from_attribute_values", "item_statement", "key_attribute_values", "to_attribute_value"]
+__all__ = [
+    "DYNAMODB_CONTEXT",
+    "from_attribute_value",
+    "from_attribute_values",
+    "item_statement",
+    "key_attribute_values",
+    "to_attribute_value",
+]
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+DYNAMODB_CONTEXT = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
+"""DynamoDB's number type: 38 significant digits; anything that would round is refused, not rounded."""
 
 
 def to_attribute_value(value: Scalar) -> dict[str, Any]:
     """``{"N": "1.5"}`` / ``{"S": "x"}``; refuses anything but ``int``, ``Decimal`` and ``str``."""
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         raise MetricWriteError(f"values are int, Decimal or str, not {type(value).__name__}: {value!r}")
+    if isinstance(value, str):
+        return {"S": value}
     try:
-        serialized = cast(dict[str, Any], _SERIALIZER.serialize(value))
-    except (TypeError, ArithmeticError) as exc:  # decimal.Inexact / Rounded past 38 digits
+        number = DYNAMODB_CONTEXT.create_decimal(value)
+    except ArithmeticError as exc:  # Inexact / Rounded past 38 digits, Overflow, Underflow
         raise MetricWriteError(f"not a DynamoDB number: {value!r}") from exc
-    return serialized
+    if not number.is_finite():
+        raise MetricWriteError(f"not a DynamoDB number: {value!r}")
+    return {"N": str(number)}
 
 
 def from_attribute_values(item: Mapping[str, Any]) -> dict[str, object]:
     """A stored item as Python values (numbers come back as ``Decimal``)."""
-    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+    return {name: from_attribute_value(value) for name, value in item.items()}
+
+
+def from_attribute_value(value: Mapping[str, Any]) -> object:
+    """One AttributeValue as Python: ``S``, ``N`` (``Decimal``), ``BOOL``, ``NULL``, ``B``, ``M``, ``L``, sets."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return raw
+    if kind == "N":
+        return DYNAMODB_CONTEXT.create_decimal(raw)
+    if kind in ("BOOL", "B"):
+        return raw
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: from_attribute_value(v) for k, v in raw.items()}
+    if kind == "L":
+        return [from_attribute_value(v) for v in raw]
+    if kind == "SS":
+        return set(raw)
+    if kind == "NS":
+        return {DYNAMODB_CONTEXT.create_decimal(v) for v in raw}
+    raise MetricWriteError(f"unexpected attribute value type {kind!r}")
 
 
 def key_attribute_values(key: ItemKey) -> dict[str, Any]:
