@@ -14,17 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.codecs import RecordFormat
+from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.consumer.badrows import MemoryBadRowSink
 from pipeline.consumer.context import ContextLoaderFromStore
 from pipeline.consumer.processor import BatchProcessor
 from pipeline.generate import generate_events
-from pipeline.local.esm import EsmSettings, ShardDriver, lambda_event
+from pipeline.local.esm import EsmSettings, ShardDriver, StreamRecord, lambda_event
 from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore
 from pipeline.metrics.oracle import expected_messages, expected_tables
 from pipeline.plugins import REGISTRY
 from tests.consumer_harness import FaultPlan, build_shards, lambda_handler, stream_arn
+from tests.unit.test_decode_fuzz import hostile_records
 
 JUNK = [
     b"\xff\xfe not json",
@@ -174,3 +175,37 @@ def test_one_million_bytes_of_junk_goes_to_the_sink_whole(fmt: RecordFormat) -> 
     assert store.tables() == expected_tables(events)
     (row,) = sink.rows.values()
     assert row.raw == junk[0][1]
+
+
+@given(corpus=st.lists(hostile_records(), min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_the_fuzz_corpus_ends_in_the_sink_and_never_fails_a_batch(corpus: list[bytes]) -> None:
+    # GIVEN a batch of random and mutated records (truncated, bit-flipped, wrong MD5, non-UTF-8, spliced)
+    records = [
+        StreamRecord("shardId-000000000000", f"{i + 1:030d}", "k", data, 1_795_500_000.0)
+        for i, data in enumerate(corpus)
+    ]
+    store = MemoryStore()
+    writer = MemoryMetricWriter(store)
+    sink = MemoryBadRowSink()
+    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
+    # WHEN the handler takes the batch
+    response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
+    # THEN the batch succeeds, every undecodable unit is a bad row with its exact bytes, and the
+    # valid events among the junk were counted
+    assert response == {"batchItemFailures": []}
+    expected_bad = sorted(
+        r.raw
+        for rec in records
+        for r in decode_record(rec.data, rec.shard_id, rec.sequence_number)
+        if not isinstance(r, DecodedEvent)
+    )
+    assert sorted(row.raw for row in sink.rows.values()) == expected_bad
+    valid = [
+        r.event
+        for rec in records
+        for r in decode_record(rec.data, rec.shard_id, rec.sequence_number)
+        if isinstance(r, DecodedEvent)
+    ]
+    tables = store.tables()
+    assert tables == expected_tables(valid)
