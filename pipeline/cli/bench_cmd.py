@@ -20,6 +20,10 @@ BENCHMARKS: Final = {
         "load.bench_codec",
         "decode+validate cost of each record format against bare orjson.loads; shard capacity",
     ),
+    "consumer": (
+        "load.bench_consumer",
+        "consumer cost per event on the emulator: calls, writes vs floor, seed style, cold start",
+    ),
 }
 
 
