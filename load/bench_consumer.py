@@ -68,6 +68,7 @@ from pipeline.consumer.badrows import MemoryBadRowSink, S3BadRowSink
 from pipeline.consumer.context import ContextLoaderFromStore
 from pipeline.consumer.lambda_adapter import handle_kinesis_event
 from pipeline.consumer.processor import BatchProcessor, KinesisRecord, MetricWriter
+from pipeline.consumer.wiring import consumer_clients
 from pipeline.events import Event
 from pipeline.exceptions import PipelineError
 from pipeline.generate import generate_events
@@ -382,9 +383,12 @@ class ConsumerBenchResult:
                 f"events/s >= {SPEEDUP_TARGET:g}x seed style", self.speedup, SPEEDUP_TARGET, False
             ),
             "cpu_us_per_event": Target(f"consumer CPU <= {CPU_US_TARGET:g} us/event", p.cpu_us, CPU_US_TARGET, True),
-            "handler_import_ratio": Target(f"handler import <= {limit}x import boto3", cold.ratio, limit, True),
-            "handler_import_ratio_trace_disabled": Target(
-                f"same, POWERTOOLS_TRACE_DISABLED=true, <= {limit}x", cold.ratio_trace_disabled, limit, True
+            # The template's default (Tracing=PassThrough) deploys with POWERTOOLS_TRACE_DISABLED=true.
+            "handler_import_ratio": Target(
+                f"handler import <= {limit}x import boto3 (template default)", cold.ratio_trace_disabled, limit, True
+            ),
+            "handler_import_ratio_xray": Target(
+                f"same with Tracing=Active (X-Ray SDK), <= {limit}x", cold.ratio, limit, True
             ),
         }
 
@@ -516,7 +520,8 @@ def _project(
     note: Callable[[str], None],
 ) -> tuple[RunFigures, int]:
     """The project's consumer over every batch; its figures and how many invocations were retries."""
-    dynamodb, sqs, s3 = (aws_client(service, settings) for service in ("dynamodb", "sqs", "s3"))
+    clients = consumer_clients(settings)  # the same clients the handler builds
+    dynamodb, sqs, s3 = clients.dynamodb, clients.sqs, clients.s3
     counter = CallCounter()
     for client in (dynamodb, sqs, s3):
         counter.attach(client)
@@ -817,9 +822,10 @@ def render_table(result: ConsumerBenchResult) -> str:
         f"cold start: wall time of a fresh 'python -c ...', best of {cold.rounds}, alternated:",
         f"  {'pass (the interpreter alone)':<54} {cold.interpreter_s:>7.3f} s",
         f"  {'import boto3':<54} {cold.boto3_s:>7.3f} s",
-        f"  {'import consumers.kinesis_consumer':<54} {cold.handler_s:>7.3f} s  {cold.ratio:.2f}x boto3",
-        f"  {'  the same with POWERTOOLS_TRACE_DISABLED=true':<54} {cold.handler_trace_disabled_s:>7.3f} s  "
+        f"  {'import consumers.kinesis_consumer (template default)':<54} {cold.handler_trace_disabled_s:>7.3f} s  "
         f"{cold.ratio_trace_disabled:.2f}x boto3",
+        f"  {'  the same with Tracing=Active (X-Ray SDK imported)':<54} {cold.handler_s:>7.3f} s  "
+        f"{cold.ratio:.2f}x boto3",
         "",
         "targets:",
     ]
@@ -828,8 +834,8 @@ def render_table(result: ConsumerBenchResult) -> str:
         "api_calls_per_event": f"{p.per_event(p.calls.api_calls):.4f}",
         "speedup_vs_seed_style": f"{result.speedup:.1f}x ({p.events_per_s:,.0f} vs {s.events_per_s:,.0f} events/s)",
         "cpu_us_per_event": f"{p.cpu_us:.1f} us",
-        "handler_import_ratio": f"{cold.ratio:.2f}x",
-        "handler_import_ratio_trace_disabled": f"{cold.ratio_trace_disabled:.2f}x",
+        "handler_import_ratio": f"{cold.ratio_trace_disabled:.2f}x",
+        "handler_import_ratio_xray": f"{cold.ratio:.2f}x",
     }
     for key, target in result.targets.items():
         lines.append(f"  {'PASS' if target.passed else 'FAIL'}  {target.label:<50} measured {shown[key]}")

@@ -47,13 +47,14 @@ class Settings:
         return replace(self, **changes)
 
 
-def aws_client(service: str, settings: Settings) -> Any:
+def aws_client(service: str, settings: Settings, *, validate: bool = True) -> Any:
     """A client for ``service`` configured from ``settings`` (standard retry mode, bounded timeouts).
 
     It is a botocore client, which is what ``boto3.client`` returns too, built without importing boto3
     (boto3 pulls s3transfer and its resource layer: a tenth of a second of Lambda cold start for
     nothing this project uses). Thread-safe to share once built; building one costs milliseconds, so
-    callers keep it.
+    callers keep it. ``validate=False`` skips botocore's client-side parameter validation: only for
+    clients whose every request is built by code from typed values (the consumer's DynamoDB client).
     """
     from botocore.config import Config
 
@@ -63,6 +64,7 @@ def aws_client(service: str, settings: Settings) -> Any:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=32,
+        parameter_validation=validate,
     )
     kwargs: dict[str, Any] = {"config": config, "region_name": settings.region}
     if settings.endpoint_url:

@@ -28,7 +28,7 @@ TARGETS = {
     "speedup_vs_seed_style",
     "cpu_us_per_event",
     "handler_import_ratio",
-    "handler_import_ratio_trace_disabled",
+    "handler_import_ratio_xray",
 }
 
 
