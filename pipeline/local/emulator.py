@@ -41,7 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pipeline.exceptions import ConfigurationError, EmulatorError
+from pipeline.exceptions import EmulatorError
+from pipeline.local.tools import uv_tool_run
 
 __all__ = [
     "MINISTACK_VERSION",
@@ -179,13 +180,13 @@ class EmbeddedEmulator:
     def start(self) -> Self:
         """Start ministack and return once it answers HTTP.
 
-        Raises :class:`ConfigurationError` if uv cannot be found (see :func:`_uv_tool_run`), and
+        Raises :class:`ConfigurationError` if uv cannot be found (:func:`pipeline.local.tools.uv_tool_run`), and
         :class:`EmulatorError` if the emulator exits or stays silent for ``startup_timeout`` seconds; in
         both cases its process group has been stopped and the error names the log file.
         """
         if self._pid is not None:
             raise EmulatorError(f"an EmbeddedEmulator starts once; this one was started as pid {self._pid}")
-        launcher = _uv_tool_run()
+        launcher = uv_tool_run()
         port = self._port if self._port is not None else _free_port()
         self._port = port
         self._log_path = self._log_path or self._state_dir / f"emulator-{port}.log"
@@ -385,24 +386,6 @@ def stop_recorded(state_dir: Path | None = None, *, stop_grace: float = 5.0) -> 
         return False
     found.stop()
     return True
-
-
-def _uv_tool_run() -> list[str]:
-    """How to run a pinned tool in its own environment: ``$PIPELINE_UV tool run``, else ``uvx``, else ``uv``.
-
-    ``./dev`` exports ``PIPELINE_UV`` (the uv it installed), so a fresh machine needs nothing on PATH.
-    """
-    uv = os.environ.get("PIPELINE_UV")
-    if uv and Path(uv).is_file():
-        return [uv, "tool", "run"]
-    if uvx := shutil.which("uvx"):
-        return [uvx]
-    if uv := shutil.which("uv"):
-        return [uv, "tool", "run"]
-    raise ConfigurationError(
-        "uv is needed to run the emulator and was not found: run ./dev setup, or 'python3 -m pip install uv', "
-        "or set PIPELINE_UV to a uv binary"
-    )
 
 
 def _state_path(state_dir: Path | None) -> Path:

@@ -1,0 +1,458 @@
+"""``template.yaml`` against the code it deploys.
+
+The tools pass on it (cfn-lint, ``sam validate --lint``, ``sam build`` of the consumer's package), and the
+template and the code agree: tables and keys, the function's environment, the event source's failure
+contract, permissions, outputs.
+
+The tools run pinned, each in a uv environment of its own (``pipeline/local/tools.py``), offline from
+AWS (dummy credentials); the first run of a pin downloads it from PyPI. The template is read with
+cfn-lint's own decoder, so intrinsic functions come back in their JSON form: ``!Ref X`` is
+``{"Ref": "X"}``, ``!GetAtt A.Arn`` is ``{"Fn::GetAtt": ["A", "Arn"]}``, ``!Sub s`` is ``{"Fn::Sub": s}``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.exceptions import ConfigurationError
+from pipeline.local.tools import (
+    CFN_LINT_VERSION,
+    cfn_lint_command,
+    offline_aws_env,
+    pinned_tool,
+    sam_command,
+)
+from pipeline.metrics.tables import TABLES, Resources
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTION = "ConsumerFunction"
+_TOOL_TIMEOUT = 600
+
+# Unzipped. Lambda's limit is 250 MiB; measured 42 MiB (botocore is 30 MiB of it). Anything heavy that
+# slips in (a dev tool, Flink) blows this budget.
+_PACKAGE_BUDGET = 64 * 2**20
+_MUST_SHIP = (
+    "consumers/kinesis_consumer.py",
+    "pipeline/__init__.py",
+    "orjson",
+    "aws_lambda_powertools",
+    "aws_kinesis_agg",
+)
+_MUST_NOT_SHIP = ("tests", "load", "producers", "hypothesis", "pytest", "_pytest", "mypy", "ruff", "pyflink")
+
+# What the function needs besides its own calls: SQS and S3 writes under the data key encrypt
+# (GenerateDataKey); reading the encrypted stream, and reading back what it wrote, decrypt.
+_KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
+# IAM actions that are not named after the API operation that needs them.
+_ACTION_OF_OPERATION = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:DeleteObjects": "s3:DeleteObject",
+}
+_PARTIQL_OPERATIONS = {"dynamodb:ExecuteStatement", "dynamodb:BatchExecuteStatement", "dynamodb:ExecuteTransaction"}
+_PARTIQL_VERBS = {"INSERT": "dynamodb:PartiQLInsert", "UPDATE": "dynamodb:PartiQLUpdate"}
+_PARTIQL_VERBS |= {"SELECT": "dynamodb:PartiQLSelect", "DELETE": "dynamodb:PartiQLDelete"}
+_PARTIQL_STATEMENT = re.compile(r"\s*(INSERT\s+INTO|UPDATE|SELECT|DELETE\s+FROM)\s")
+_RESOURCE_TYPE_OF_SERVICE = {
+    "dynamodb": "AWS::DynamoDB::Table",
+    "sqs": "AWS::SQS::Queue",
+    "s3": "AWS::S3::Bucket",
+    "kms": "AWS::KMS::Key",
+}
+_ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+_DECODE = """
+import json, sys
+from cfnlint.decode import decode
+template, matches = decode(sys.argv[1])
+if matches:
+    sys.exit("\\n".join(str(m) for m in matches))
+json.dump(template, sys.stdout)
+"""
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _run(command: Sequence[str]) -> str:
+    """Run a pinned tool from the repository root, offline from AWS; its stdout, or a failed assertion."""
+    result = subprocess.run(
+        list(command),
+        cwd=ROOT,
+        env=offline_aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=_TOOL_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result.stdout
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _ref(value: Any) -> str:
+    assert isinstance(value, dict), value
+    assert set(value) == {"Ref"}, value
+    name: str = value["Ref"]
+    return name
+
+
+def _arn_of(value: Any) -> tuple[str, str]:
+    """``(logical id, rest)`` of ``!GetAtt X.Arn`` (rest ``""``) or ``!Sub "${X.Arn}rest"``."""
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"} and value["Fn::GetAtt"][1:] == ["Arn"]:
+        return value["Fn::GetAtt"][0], ""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        match = re.fullmatch(r"\$\{(\w+)\.Arn\}(.*)", value["Fn::Sub"])
+        assert match, value
+        return match[1], match[2]
+    raise AssertionError(f"not the ARN of a resource of this template: {value!r}")
+
+
+def _resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _function(template: Mapping[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][FUNCTION]["Properties"]
+    return properties
+
+
+def _environment(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The function's environment variables: the template's Globals, then the function's own."""
+    merged: dict[str, Any] = dict(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    merged.update(_function(template).get("Environment", {}).get("Variables", {}))
+    return merged
+
+
+def _required_variables(names: Sequence[str]) -> list[str]:
+    """Those of ``names`` without which ``Resources.from_env`` refuses to start the consumer."""
+    required = []
+    for name in names:
+        try:
+            Resources.from_env({other: "x" for other in names if other != name})
+        except ConfigurationError:
+            required.append(name)
+    return required
+
+
+def _statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every IAM policy statement anywhere under ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Statement":
+                yield from _as_list(value)
+            else:
+                yield from _statements(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _statements(item)
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _lambda_modules(handler: str) -> list[Path]:
+    """The project's modules the handler imports, transitively (any import statement counts, lazy ones
+    and type-only ones too: an over-approximation, which is the safe side for this check)."""
+    start = _module_file(handler.rsplit(".", 1)[0].replace("/", "."))
+    assert start is not None, f"no module for handler {handler!r}"
+    seen: set[Path] = set()
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                assert node.level == 0, f"{path}: relative import (this scan reads absolute imports only)"
+                modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] in {"pipeline", "consumers"}:
+                    # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+                    todo += [f for i in range(len(parts)) if (f := _module_file(".".join(parts[: i + 1])))]
+    return sorted(seen)
+
+
+def _actions_the_code_uses(handler: str) -> set[str]:
+    """IAM actions for the AWS operations the handler's code calls (DynamoDB, SQS, S3), found by name:
+    a call ``x.put_object(...)`` is ``s3:PutObject``; PartiQL calls need the verbs of the statements the
+    code writes (string literals that start with INSERT INTO, UPDATE, SELECT or DELETE FROM)."""
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    operations = {
+        xform_name(op): f"{service}:{op}"
+        for service in ("dynamodb", "sqs", "s3")
+        for op in session.get_service_model(service).operation_names
+    }
+    called: set[str] = set()
+    verbs: set[str] = set()
+    for path in _lambda_modules(handler):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in operations:
+                called.add(operations[node.func.attr])
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and (match := _PARTIQL_STATEMENT.match(node.value))
+            ):
+                verbs.add(match[1].split()[0])
+    actions = {_ACTION_OF_OPERATION.get(op, op) for op in called - _PARTIQL_OPERATIONS}
+    if called & _PARTIQL_OPERATIONS:
+        actions |= {_PARTIQL_VERBS[verb] for verb in verbs}
+    return actions
+
+
+def _elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", path
+    return int.from_bytes(header[18:20], "little")
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(
+        _run(pinned_tool(f"cfn-lint=={CFN_LINT_VERSION}", "python", "-c", _DECODE, str(TEMPLATE)))
+    )
+    return decoded
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build`` into a temporary directory; the consumer's built package (unzipped)."""
+    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    # --build-in-source: make runs in the repository (the Makefile writes only into ARTIFACTS_DIR)
+    # instead of in a copy of it, .venv included.
+    _run(sam_command("build", "--build-in-source", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir)))
+    return build_dir / FUNCTION
+
+
+# ---------------------------------------------------------------------------------------- the tools
+
+
+def test_cfn_lint_passes() -> None:
+    _run(cfn_lint_command(str(TEMPLATE)))
+
+
+def test_sam_validate_with_lint_passes() -> None:
+    assert "is a valid SAM Template" in _run(sam_command("validate", "--lint", "--template-file", str(TEMPLATE)))
+
+
+def test_sam_build_packages_the_code_and_its_runtime_dependencies_only(template: dict[str, Any], package: Path) -> None:
+    # GIVEN the package sam build made for the function
+    function = _function(template)
+    shipped = {p.name for p in package.iterdir()}
+    distributions = {name.split("-")[0].lower() for name in shipped if name.endswith(".dist-info")}
+    # THEN it has the handler, the core and the locked runtime dependencies
+    for required in _MUST_SHIP:
+        assert (package / required).exists(), f"{required} is not in the package"
+    handler_module, handler_name = function["Handler"].rsplit(".", 1)
+    handler_file = package / f"{handler_module}.py"
+    tree = ast.parse(handler_file.read_text(encoding="utf-8"))
+    assert handler_name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    # AND the project's code exactly as in the repository, without caches
+    for source in (*ROOT.joinpath("pipeline").rglob("*.py"), *ROOT.joinpath("consumers").rglob("*.py")):
+        copy = package / source.relative_to(ROOT)
+        assert copy.read_bytes() == source.read_bytes(), f"{copy} differs from the repository's"
+    assert not [p for d in ("pipeline", "consumers") for p in (package / d).rglob("*") if p.suffix == ".pyc"]
+    # AND nothing of the tests, the dev tools or Flink
+    for forbidden in _MUST_NOT_SHIP:
+        assert forbidden not in shipped, f"{forbidden} is in the package"
+        assert forbidden not in distributions, f"{forbidden} is installed in the package"
+    assert not [name for name in shipped | distributions if name.startswith(("mypy", "pytest", "hypothesis"))]
+    size = sum(p.stat().st_size for p in package.rglob("*") if p.is_file())
+    assert size < _PACKAGE_BUDGET, f"the package is {size / 2**20:.1f} MiB"
+
+
+def test_native_extensions_are_built_for_the_functions_runtime_and_architecture(
+    template: dict[str, Any], package: Path
+) -> None:
+    # GIVEN the runtime and architecture the template gives the function
+    settings = {**template["Globals"]["Function"], **_function(template)}
+    (architecture,) = settings["Architectures"]
+    machine, elf_machine = {"arm64": ("aarch64", 183), "x86_64": ("x86_64", 62)}[architecture]
+    python = settings["Runtime"].removeprefix("python").replace(".", "")
+    # THEN the tests run on that Python, and every native library in the package is for that pair
+    assert settings["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    libraries = list(package.rglob("*.so"))
+    assert any(p.parent.name == "orjson" for p in libraries)
+    for library in libraries:
+        assert _elf_machine(library) == elf_machine, f"{library} is not for {architecture}"
+        if "cpython-" in library.name:
+            assert library.name.endswith(f".cpython-{python}-{machine}-linux-gnu.so"), library
+
+
+# ---------------------------------------------------------------------------------------- template and code
+
+
+@pytest.mark.parametrize("logical", [pytest.param(name, id=name) for name in TABLES])
+def test_each_table_the_code_writes_is_declared_with_its_keys(template: dict[str, Any], logical: str) -> None:
+    # GIVEN the table the function's environment names for a logical table of the code
+    spec = TABLES[logical]
+    environment = _environment(template)
+    assert spec.env in environment, f"the function's environment does not set {spec.env}"
+    resource = template["Resources"][_ref(environment[spec.env])]
+    assert resource["Type"] == "AWS::DynamoDB::Table"
+    table = resource["Properties"]
+    # THEN its keys are the code's, as strings (every key the plugins write is one)
+    assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [
+        (name, "RANGE" if i else "HASH") for i, name in enumerate(spec.keys)
+    ]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == dict.fromkeys(
+        spec.keys, "S"
+    )
+    # AND it is on demand, encrypted under the template's key, and expires items as the code expects
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    sse = table["SSESpecification"]
+    assert sse["SSEEnabled"] is True
+    if sse.get("SSEType") == "KMS":
+        assert _ref(sse["KMSMasterKeyId"]) in _resources_of_type(template, "AWS::KMS::Key")
+    if spec.ttl_attribute is None:
+        assert not table.get("TimeToLiveSpecification", {}).get("Enabled", False)
+    else:
+        assert table.get("TimeToLiveSpecification") == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+
+
+def test_every_table_in_the_template_is_one_the_code_knows(template: dict[str, Any]) -> None:
+    environment = _environment(template)
+    known = {_ref(environment[spec.env]) for spec in TABLES.values()}
+    assert set(_resources_of_type(template, "AWS::DynamoDB::Table")) == known
+
+
+def test_the_function_environment_names_everything_the_consumer_reads(template: dict[str, Any]) -> None:
+    # GIVEN the function's environment (values are intrinsics here; only presence matters)
+    names = sorted(_environment(template))
+    # THEN the consumer's resource names load from it (a missing one raises ConfigurationError)
+    Resources.from_env(dict.fromkeys(names, "x"))
+    assert _required_variables(names), "Resources.from_env requires nothing: this check checks nothing"
+
+
+def test_the_stream_event_source_honours_the_failure_contract(template: dict[str, Any]) -> None:
+    # GIVEN the function's one event source
+    (event,) = _function(template)["Events"].values()
+    assert event["Type"] == "Kinesis"
+    source = event["Properties"]
+    (stream,) = _resources_of_type(template, "AWS::Kinesis::Stream")
+    assert source["Stream"] == {"Fn::GetAtt": [stream, "Arn"]}
+    assert source["StartingPosition"] in {"TRIM_HORIZON", "LATEST"}
+    # THEN failed records are reported one by one, and a failing batch is split to isolate them
+    assert source.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert source.get("BisectBatchOnFunctionError") is True
+    # AND the batch shape and the retry bounds are parameters of the stack
+    parameters = template["Parameters"]
+    for key in ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+        assert key in source, f"{key} is not set"
+        assert _ref(source[key]) in parameters, f"{key} is not a parameter"
+    # AND by default a poison record leaves the shard eventually (-1 would retry it until it expires)
+    for key in ("MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+        assert parameters[_ref(source[key])]["Default"] != -1, f"{key} is unbounded by default"
+    # AND what is given up on goes to a standard queue (Lambda refuses FIFO on-failure destinations)
+    on_failure = source["DestinationConfig"]["OnFailure"]
+    queue, rest = _arn_of(on_failure["Destination"])
+    assert rest == ""
+    assert on_failure.get("Type", "SQS") == "SQS"
+    assert template["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    assert not template["Resources"][queue]["Properties"].get("FifoQueue", False)
+
+
+def test_the_function_may_do_what_its_code_does_and_nothing_else(template: dict[str, Any]) -> None:
+    # GIVEN the function's policies: inline documents only (SAM policy templates and managed policies
+    # grant more than any one function uses)
+    function = _function(template)
+    policies = _as_list(function["Policies"])
+    assert all(isinstance(p, dict) and "Statement" in p for p in policies), policies
+    statements = list(_statements(policies))
+    # THEN each statement allows named actions on resources the function is configured with
+    environment = _environment(template)
+    configured = {_ref(v) for v in environment.values() if isinstance(v, dict) and "Ref" in v}
+    keys = set(_resources_of_type(template, "AWS::KMS::Key"))
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        actions = _as_list(statement["Action"])
+        assert all("*" not in action for action in actions), statement
+        services = {action.split(":")[0] for action in actions}
+        assert len(services) == 1, f"one service per statement: {statement}"
+        (service,) = services
+        for resource in _as_list(statement["Resource"]):
+            logical, rest = _arn_of(resource)
+            assert logical in (keys if service == "kms" else configured), statement
+            assert template["Resources"][logical]["Type"] == _RESOURCE_TYPE_OF_SERVICE[service], statement
+            if service == "s3":  # objects under the bad-rows prefix only
+                assert _ref(environment["BAD_ROWS_BUCKET"]) == logical
+                assert rest == f"/{environment['BAD_ROWS_PREFIX']}*", statement
+            else:
+                assert rest == "", statement
+    # AND the actions are exactly those of the calls in the handler's code, plus the key's
+    granted = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert granted == _actions_the_code_uses(function["Handler"]) | _KMS_ACTIONS
+
+
+def test_no_policy_in_the_template_grants_a_wildcard_except_where_aws_requires_it(
+    template: dict[str, Any],
+) -> None:
+    for name, resource in template["Resources"].items():
+        for statement in _statements(resource.get("Properties", {})):
+            if statement.get("Effect") != "Allow":
+                continue  # denials (the bucket's TLS-only rule) may be as wide as they like
+            wild_action = any("*" in action for action in _as_list(statement.get("Action", [])))
+            wild_resource = "*" in _as_list(statement.get("Resource", []))
+            if resource["Type"] == "AWS::KMS::Key":
+                # A key policy's Resource is always "*" (it means this key); only the account may administer it.
+                assert not wild_action or statement.get("Principal") == _ACCOUNT_ROOT, f"{name}: {statement}"
+            else:
+                assert not wild_action and not wild_resource, f"{name}: {statement}"
+
+
+def test_outputs_name_everything_a_client_needs(template: dict[str, Any]) -> None:
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+    environment = _environment(template)
+    # THEN each store the consumer is configured with is an output, named like its variable
+    # (ORDER_METRICS_TABLE -> OrderMetricsTable), with the same value
+    for variable in _required_variables(sorted(environment)):
+        key = "".join(word.capitalize() for word in variable.split("_"))
+        assert outputs.get(key) == environment[variable], f"output {key} (for {variable})"
+    # AND the stream producers write to, the function, and the queue of batches given up on
+    (stream,) = _resources_of_type(template, "AWS::Kinesis::Stream")
+    assert outputs["StreamName"] == {"Ref": stream}
+    assert outputs["StreamArn"] == {"Fn::GetAtt": [stream, "Arn"]}
+    assert outputs["ConsumerFunctionName"] == {"Ref": FUNCTION}
+    (event,) = _function(template)["Events"].values()
+    failures, _ = _arn_of(event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+    assert outputs["ConsumerFailureQueueUrl"] == {"Ref": failures}
