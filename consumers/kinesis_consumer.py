@@ -13,13 +13,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline.consumer.lambda_adapter import handle_kinesis_event
 from pipeline.consumer.observability import traced
-from pipeline.consumer.wiring import build_processor
+from pipeline.consumer.wiring import build_processor, consumer_clients
 from pipeline.metrics.tables import Resources
 from pipeline.settings import Settings
 
 logger = Logger()
 metrics = Metrics()
-processor = build_processor(Settings.from_env(), Resources.from_env())
+settings = Settings.from_env()
+clients = consumer_clients(settings)
+processor = build_processor(settings, Resources.from_env(), clients)
 
 
 @metrics.log_metrics

@@ -23,6 +23,9 @@ COMMANDS: Final = {
     "produce": ("pipeline.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
     "bench": ("pipeline.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
     "demo": ("pipeline.cli.demo_cmd", "the main job: run the pipeline on the embedded stack and verify it"),
+    "up": ("pipeline.cli.stack_cmd", "start (or reuse) the emulator and deploy template.yaml into it"),
+    "down": ("pipeline.cli.stack_cmd", "delete the local stack and stop the emulator"),
+    "status": ("pipeline.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
 }
 
 

@@ -41,6 +41,7 @@ def handle_kinesis_event(
     records = records_of(KinesisStreamEvent(raw_event))
     if not records:
         return {"batchItemFailures": []}
+    metrics.add_metric(name="Records", unit=MetricUnit.Count, value=len(records))  # before any failure can occur
     logger.append_keys(
         shard_id=records[0].shard_id,
         first_sequence_number=records[0].sequence_number,

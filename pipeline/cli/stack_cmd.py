@@ -1,0 +1,317 @@
+"""``pipeline up | down | status``: the local stack (emulator + ``template.yaml``) as a long-lived thing.
+
+``up`` starts (or reuses) the emulator recorded in the state dir and deploys the template into it;
+``down`` deletes the stack and stops that emulator; ``status`` shows what is in it. The emulator
+outlives ``up``: it is recorded in ``<state-dir>/emulator.json`` and found again by the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.exceptions import PipelineError
+from pipeline.settings import Settings, aws_client
+
+if TYPE_CHECKING:
+    from pipeline.local.stack import StackInfo
+
+__all__ = ["configure", "run", "stack_status"]
+
+_MAX_PAGES_PER_SHARD = 20  # GetRecords pages of 10,000: status stays cheap on a big stream
+
+_EPILOGS = {
+    "up": (
+        "Prints 'export NAME=value' lines on stdout (the endpoint, every stack output as UPPER_SNAKE, the "
+        'consumer\'s environment), so  eval "$(pipeline up)"  sets them in your shell; the same and more '
+        "is written to <state-dir>/stack-<stage>.json. Deploying again is an update, or a no-op when nothing "
+        "changed. The emulator's own event source mapping is removed: the local runtime drives the consumer "
+        "with Lambda's partial-batch semantics instead. The emulator keeps running until 'pipeline down'."
+    ),
+    "down": (
+        "Deletes the stack (emptying its buckets) if the emulator recorded in the state dir is running, "
+        "then stops that emulator (its state is in memory: everything in it is gone). Nothing running is fine."
+    ),
+    "status": (
+        "Shows the emulator (pid, endpoint, log), the stack status, per shard the records retained (what a "
+        "consumer starting at TRIM_HORIZON, the template's StartingPosition, has to read: the local runtime "
+        "starts there), item counts per table, queue depths and the bad-row objects. Exit status 1 when no "
+        "emulator or no stack is there."
+    ),
+}
+
+
+def configure(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--stage", default="local", help="stack event-pipeline-STAGE (default local)")
+    parser.add_argument(
+        "--state-dir", default=".pipeline", help="where the emulator's record, log and stack file live (.pipeline)"
+    )
+    if name == "up":
+        parser.add_argument("--template", type=Path, help="the SAM template (default: the repository's template.yaml)")
+        parser.add_argument(
+            "--parameter",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a template parameter, e.g. StreamMode=PROVISIONED (repeatable; the rest keep their defaults)",
+        )
+    if name == "down":
+        parser.add_argument("--keep-emulator", action="store_true", help="delete the stack, leave the emulator up")
+    if name in {"up", "status"}:
+        parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.epilog = _EPILOGS[name]
+
+
+def run(args: argparse.Namespace) -> int:
+    command = {"up": _up, "down": _down, "status": _status}[args.command]
+    try:
+        return command(args)
+    except (PipelineError, ClientError, BotoCoreError) as exc:
+        print(f"pipeline {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pipeline.local import start_or_reuse
+    from pipeline.local.stack import StackError, deploy
+
+    parameters = dict(_key_value(item) for item in args.parameter)
+    state_dir = Path(args.state_dir)
+    started = time.monotonic()
+    emulator = start_or_reuse(state_dir)
+    how = "reused" if emulator.reused else f"started in {time.monotonic() - started:.1f} s"
+    _note("up", f"emulator {emulator.endpoint_url} ({how}, pid {emulator.pid}, log {emulator.log_path})")
+    settings = Settings.from_env().with_(endpoint_url=emulator.endpoint_url)
+    deploying = time.monotonic()
+    try:
+        info = deploy(settings, stage=args.stage, template=args.template, parameters=parameters)
+    except StackError as exc:
+        print(f"pipeline up: {exc}", file=sys.stderr)
+        _note("up", f"the emulator stays up (pid {emulator.pid}): fix and run 'pipeline up' again, or 'pipeline down'")
+        return 1
+    elapsed = time.monotonic() - deploying
+    exports = {"PIPELINE_ENDPOINT_URL": emulator.endpoint_url}
+    exports.update({_upper_snake(key): value for key, value in info.outputs.items()})
+    exports.update(info.function_environment)
+    document = {
+        "endpoint_url": emulator.endpoint_url,
+        "region": settings.region,
+        "stage": args.stage,
+        "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "deploy_s": round(elapsed, 3),
+        **info.as_dict(),
+        "exports": exports,
+    }
+    stack_file = _stack_file(state_dir, args.stage)
+    stack_file.parent.mkdir(parents=True, exist_ok=True)
+    stack_file.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    removed = f"; removed the emulator's event source mapping {', '.join(info.removed_mappings)}"
+    removed = removed if info.removed_mappings else ""
+    _note("up", f"stack {info.stack_name} {info.change} in {elapsed:.2f} s ({info.status}){removed}")
+    _note("up", f"wrote {stack_file}; next: 'pipeline status', 'pipeline down'")
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+    else:
+        sys.stdout.write("".join(f"export {name}={shlex.quote(value)}\n" for name, value in exports.items()))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from pipeline.local import find_recorded
+    from pipeline.local.stack import StackError, destroy, stack_name
+
+    state_dir = Path(args.state_dir)
+    emulator = find_recorded(state_dir)
+    _stack_file(state_dir, args.stage).unlink(missing_ok=True)
+    if emulator is None:
+        _note("down", f"no emulator running in {state_dir}: nothing to delete (its state was in memory)")
+        return 0
+    settings = Settings.from_env().with_(endpoint_url=emulator.endpoint_url)
+    try:
+        # empty_buckets: this is the emulator's throwaway data (the endpoint is always the emulator here)
+        deleted = destroy(settings, args.stage, empty_buckets=True)
+        _note("down", f"stack {stack_name(args.stage)} {'deleted' if deleted else 'was not there'}")
+    except StackError as exc:
+        if args.keep_emulator:
+            raise
+        _note("down", f"{exc}\n(stopping the emulator discards the stack anyway)")
+    if args.keep_emulator:
+        _note("down", f"emulator left running at {emulator.endpoint_url} (pid {emulator.pid})")
+        return 0
+    emulator.stop()
+    _note("down", f"emulator stopped (pid {emulator.pid}, log kept: {emulator.log_path})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pipeline.local import STATE_FILE, EmulatorRecord, find_recorded
+    from pipeline.local.stack import describe, stack_name
+
+    state_dir = Path(args.state_dir)
+    emulator = find_recorded(state_dir)
+    if emulator is None:
+        print(f"pipeline status: no emulator running in {state_dir}: run 'pipeline up'", file=sys.stderr)
+        return 1
+    record = EmulatorRecord.read(state_dir.absolute() / STATE_FILE)
+    report: dict[str, Any] = {
+        "emulator": {
+            "endpoint_url": emulator.endpoint_url,
+            "pid": emulator.pid,
+            "log": str(emulator.log_path),
+            "version": record.version if record else "",
+            "started_at": record.started_at if record else "",
+        },
+        "stack": {"name": stack_name(args.stage), "status": "DOES_NOT_EXIST"},
+    }
+    settings = Settings.from_env().with_(endpoint_url=emulator.endpoint_url)
+    info = describe(settings, args.stage)
+    if info is not None:
+        report["stack"]["status"] = info.status
+        report.update(stack_status(settings, info))
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report) + b"\n")
+    else:
+        _print_status(report)
+    if info is None:
+        print(f"pipeline status: stack {stack_name(args.stage)} does not exist: run 'pipeline up'", file=sys.stderr)
+        return 1
+    return 0
+
+
+def stack_status(settings: Settings, info: StackInfo) -> dict[str, Any]:
+    """Shards with their retained records, item counts, queue depths and bad-row objects.
+
+    A probe that fails (a resource deleted behind the stack's back) reports ``{"error": ...}`` in its
+    place instead of failing the whole status.
+    """
+    from pipeline.local.stack import StackError
+
+    status: dict[str, Any] = {}
+    stream = info.outputs.get("StreamName")
+    if stream:
+        status["stream"] = {"name": stream, "shards": _probe(_shards, aws_client("kinesis", settings), stream)}
+    try:
+        resources = info.resources()
+    except StackError:
+        return status  # a stack that failed or predates the outputs: nothing more to count
+    dynamodb = aws_client("dynamodb", settings)
+    status["tables"] = {name: _probe(_count_items, dynamodb, name) for name in resources.tables.values()}
+    sqs = aws_client("sqs", settings)
+    queues = [*resources.queues.values(), info.outputs.get("ConsumerFailureQueueUrl", "")]
+    status["queues"] = {url.rsplit("/", 1)[-1]: _probe(_depth, sqs, url) for url in queues if url}
+    s3 = aws_client("s3", settings)
+    bucket, prefix = resources.bad_rows_bucket, resources.bad_rows_prefix
+    status["bad_rows"] = {"bucket": bucket, "prefix": prefix, "objects": _probe(_objects, s3, bucket, prefix)}
+    return status
+
+
+def _probe(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except (ClientError, BotoCoreError) as exc:
+        return {"error": str(exc)}
+
+
+def _shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    shards = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        shard_id = shard["ShardId"]
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
+        records, capped = 0, True
+        for _ in range(_MAX_PAGES_PER_SHARD):
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            records += len(page["Records"])
+            iterator = page.get("NextShardIterator")
+            if not iterator or (not page["Records"] and page.get("MillisBehindLatest", 0) == 0):
+                capped = False
+                break
+        shards.append({"shard_id": shard_id, "records": records, "capped": capped})
+    return shards
+
+
+def _count_items(dynamodb: Any, table: str) -> int:
+    count = 0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, Select="COUNT"):
+        count += page["Count"]
+    return count
+
+
+def _depth(sqs: Any, url: str) -> dict[str, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return {"visible": int(attributes.get(names[0], 0)), "in_flight": int(attributes.get(names[1], 0))}
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> int:
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        count += int(page.get("KeyCount", 0))
+    return count
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    emulator, stack = report["emulator"], report["stack"]
+    lines = [
+        f"emulator  {emulator['endpoint_url']}  pid {emulator['pid']}  ministack {emulator['version']}"
+        f"  since {emulator['started_at']}",
+        f"          log {emulator['log']}",
+        f"stack     {stack['name']}  {stack['status']}",
+    ]
+    stream = report.get("stream")
+    if stream:
+        lines.append(f"stream    {stream['name']}")
+        shards = stream["shards"]
+        for shard in shards if isinstance(shards, list) else [shards]:
+            if "error" in shard:
+                lines.append(f"  error: {shard['error']}")
+                continue
+            more = "+ (stopped counting)" if shard["capped"] else " "
+            lines.append(f"  {shard['shard_id']}  {shard['records']}{more}records from TRIM_HORIZON")
+    if "tables" in report:
+        lines.append("tables    (items)")
+        lines.extend(f"  {name}  {_show(count)}" for name, count in report["tables"].items())
+    if "queues" in report:
+        lines.append("queues    (visible / in flight)")
+        for name, depth in report["queues"].items():
+            shown = _show(depth) if "error" in depth else f"{depth['visible']} / {depth['in_flight']}"
+            lines.append(f"  {name}  {shown}")
+    if "bad_rows" in report:
+        rows = report["bad_rows"]
+        lines.append(f"bad rows  s3://{rows['bucket']}/{rows['prefix']}  {_show(rows['objects'])} objects")
+    print("\n".join(lines))
+
+
+def _show(value: Any) -> str:
+    return f"error: {value['error']}" if isinstance(value, dict) and "error" in value else str(value)
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        from pipeline.cli.io import fail
+
+        fail(f"--parameter wants KEY=VALUE, got {item!r}")
+    return key, value
+
+
+def _upper_snake(camel: str) -> str:
+    out = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(camel))
+    return out.upper()
+
+
+def _stack_file(state_dir: Path, stage: str) -> Path:
+    return state_dir / f"stack-{stage}.json"
+
+
+def _note(command: str, text: str) -> None:
+    print(f"pipeline {command}: {text}", file=sys.stderr)

@@ -1,0 +1,166 @@
+"""The local runtime: Lambda's Kinesis event source mapping, run against the emulator's stream.
+
+It polls every shard of a stream with ``GetRecords`` and hands the records to
+:class:`~pipeline.local.esm.ShardDriver`, which invokes the deployed handler with real Lambda event
+shapes and the template's event-source settings (batch size, batching window, partial-batch
+checkpointing, bisect, retries, record age, on-failure destination). The emulator's own event source
+mapping is removed at deploy time because it does not reproduce partial-batch semantics.
+
+Like one Lambda container serving every shard in turn, it runs shards round-robin on one thread:
+the handler module (and its processor) is a per-container singleton, never shared by two threads.
+Handler output (Powertools' JSON logs and EMF metrics, which Lambda sends to CloudWatch) goes to a
+log file instead of the terminal.
+
+Not for production: a real deployment uses Lambda's own mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.local.esm import EsmSettings, EsmStats, ShardDriver, StreamRecord
+
+__all__ = ["DrainResult", "LocalEventSource"]
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass(slots=True)
+class DrainResult:
+    records: int = 0
+    polls: int = 0
+    elapsed_s: float = 0.0
+    stats: dict[str, EsmStats] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(s, name)) for s in self.stats.values())
+
+
+class LocalEventSource:
+    """Polls ``stream_name`` and drives ``handler`` per shard; see the module docstring.
+
+    ``kinesis`` and ``sqs`` are clients on the emulator; ``on_failure_queue_url`` receives the
+    metadata of discarded batches, as the template's ``DestinationConfig.OnFailure`` does.
+    """
+
+    def __init__(
+        self,
+        kinesis: Any,
+        stream_name: str,
+        handler: Handler,
+        settings: EsmSettings,
+        *,
+        sqs: Any = None,
+        on_failure_queue_url: str | None = None,
+        log_path: Path | None = None,
+        region: str = "us-east-1",
+        poll_limit: int = 10_000,
+    ) -> None:
+        self._kinesis = kinesis
+        self._stream = stream_name
+        self._handler = handler
+        self._settings = settings
+        self._sqs = sqs
+        self._failure_queue = on_failure_queue_url
+        self._log_path = log_path
+        self._region = region
+        self._limit = poll_limit
+        self._iterators: dict[str, str | None] = {}
+        self._drivers: dict[str, ShardDriver] = {}
+        self._arn = ""
+
+    def _send_failure(self, message: dict[str, Any]) -> None:
+        if self._sqs is not None and self._failure_queue:
+            self._sqs.send_message(QueueUrl=self._failure_queue, MessageBody=orjson.dumps(message).decode())
+
+    def _start(self) -> None:
+        summary = self._kinesis.describe_stream_summary(StreamName=self._stream)["StreamDescriptionSummary"]
+        self._arn = summary["StreamARN"]
+        for shard in self._kinesis.list_shards(StreamName=self._stream)["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id in self._iterators:
+                continue
+            self._iterators[shard_id] = self._kinesis.get_shard_iterator(
+                StreamName=self._stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            self._drivers[shard_id] = ShardDriver(
+                self._invoke, self._settings, stream_arn=self._arn, on_failure=self._send_failure, region=self._region
+            )
+
+    def _invoke(self, event: dict[str, Any], context: Any) -> Any:
+        if self._log_path is None:
+            return self._handler(event, context)
+        with self._log_path.open("a") as log, contextlib.redirect_stdout(log):
+            return self._handler(event, context)
+
+    def _poll(self, shard_id: str) -> list[StreamRecord]:
+        iterator = self._iterators.get(shard_id)
+        if iterator is None:
+            return []
+        page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
+        self._iterators[shard_id] = page.get("NextShardIterator")
+        return [
+            StreamRecord(
+                shard_id,
+                r["SequenceNumber"],
+                r["PartitionKey"],
+                r["Data"],
+                r["ApproximateArrivalTimestamp"].timestamp(),
+            )
+            for r in page["Records"]
+        ]
+
+    def drain(
+        self,
+        *,
+        idle_polls: int = 2,
+        timeout_s: float = 600.0,
+        keep_going: Callable[[], bool] = lambda: False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> DrainResult:
+        """Process everything in the stream; return when every shard came back empty ``idle_polls``
+        times in a row and ``keep_going()`` (e.g. "the producer is still sending") is false.
+
+        Records a poll brings are delivered in batches of ``batch_size`` from the checkpoint; the
+        batching window is honoured by polling again before a short batch when more may come.
+        """
+        self._start()
+        result = DrainResult()
+        started = time.monotonic()
+        idle = 0
+        pending: dict[str, list[StreamRecord]] = {shard: [] for shard in self._drivers}
+        window = self._settings.maximum_batching_window_s
+        while time.monotonic() - started < timeout_s:
+            got = 0
+            for shard_id, driver in self._drivers.items():
+                records = self._poll(shard_id)
+                result.polls += 1
+                got += len(records)
+                buffered = pending[shard_id] + records
+                short = len(buffered) < self._settings.batch_size
+                if buffered and short and records and window > 0 and keep_going():
+                    pending[shard_id] = buffered  # gather more, as the batching window does
+                    continue
+                pending[shard_id] = []
+                if buffered:
+                    driver.drain(buffered)
+                    result.records += len(buffered)
+                    if on_batch is not None:
+                        on_batch(len(buffered))
+            if got or any(pending.values()):
+                idle = 0
+                continue
+            idle += 1
+            if idle >= idle_polls and not keep_going():
+                break
+            time.sleep(0.05 if keep_going() else 0.01)
+        result.elapsed_s = time.monotonic() - started
+        result.stats = {shard: driver.stats for shard, driver in self._drivers.items()}
+        return result
