@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import orjson
 
+from load.targets import Target
 from pipeline.codecs import OutputRecord, RecordFormat, decode_record, encode_event, encode_records
 from pipeline.codecs.kpl import subrecord_payloads
 from pipeline.events import Event, EventType
@@ -149,20 +150,6 @@ class TypeFigures:
     decode_us: float | None
     ratio: float | None
     """``None`` when the workload held no event of this type."""
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A speed or capacity goal; ``at_most`` says which side of ``limit`` passes."""
-
-    label: str
-    measured: float
-    limit: float
-    at_most: bool
-
-    @property
-    def passed(self) -> bool:
-        return self.measured <= self.limit if self.at_most else self.measured >= self.limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ from botocore.client import BaseClient
 from botocore.model import OperationModel
 
 from load.seed_consumer import SeedStyleConsumer
+from load.targets import Target
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record, encode_records
 from pipeline.consumer.badrows import MemoryBadRowSink, S3BadRowSink
 from pipeline.consumer.context import ContextLoaderFromStore
@@ -329,20 +330,6 @@ class Verification:
     @property
     def passed(self) -> bool:
         return not self.problems
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A goal; ``at_most`` says which side of ``limit`` passes."""
-
-    label: str
-    measured: float
-    limit: float
-    at_most: bool
-
-    @property
-    def passed(self) -> bool:
-        return self.measured <= self.limit if self.at_most else self.measured >= self.limit
 
 
 @dataclass(frozen=True, slots=True)

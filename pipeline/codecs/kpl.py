@@ -65,8 +65,8 @@ def has_kpl_magic(data: bytes) -> bool:
     return len(data) >= _OVERHEAD and data[:4] == KPL_MAGIC
 
 
-def deaggregate(data: bytes) -> list[UserRecord]:
-    """Parse one aggregated record. Raises :class:`DecodeError` (bad MD5, bad protobuf, bad indexes)."""
+def _parse(data: bytes) -> Any:
+    """Magic, MD5 and protobuf checks; the parsed ``AggregatedRecord`` or a :class:`DecodeError`."""
     if not has_kpl_magic(data):
         raise DecodeError("not a KPL aggregate (magic bytes missing or record too short)", data)
     body = data[4:-_DIGEST]
@@ -77,6 +77,12 @@ def deaggregate(data: bytes) -> list[UserRecord]:
         message.ParseFromString(body)
     except _PbDecodeError as exc:
         raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
+    return message
+
+
+def deaggregate(data: bytes) -> list[UserRecord]:
+    """Parse one aggregated record. Raises :class:`DecodeError` (bad MD5, bad protobuf, bad indexes)."""
+    message = _parse(data)
     keys = list(message.partition_key_table)
     hash_keys = list(message.explicit_hash_key_table)
     out = []
@@ -97,16 +103,7 @@ def subrecord_payloads(data: bytes) -> list[bytes]:
     hash key index into an empty table is let through, the data being whole), without building a
     :class:`UserRecord` per sub-record: this is the consumer's hot path.
     """
-    if not has_kpl_magic(data):
-        raise DecodeError("not a KPL aggregate (magic bytes missing or record too short)", data)
-    body = data[4:-_DIGEST]
-    if hashlib.md5(body).digest() != data[-_DIGEST:]:  # noqa: S324 - MD5 is the format's checksum, not security
-        raise DecodeError("KPL aggregate MD5 mismatch (corrupted or truncated record)", data)
-    message = _AggregatedRecord()
-    try:
-        message.ParseFromString(body)
-    except _PbDecodeError as exc:
-        raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
+    message = _parse(data)
     keys = len(message.partition_key_table)
     hash_keys = len(message.explicit_hash_key_table)
     out = []
