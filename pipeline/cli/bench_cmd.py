@@ -24,6 +24,7 @@ BENCHMARKS: Final = {
         "load.bench_consumer",
         "consumer cost per event on the emulator: calls, writes vs floor, seed style, cold start",
     ),
+    "e2e": ("load.bench_e2e", "events/s producer -> metrics on the embedded stack, project vs seed style, verified"),
 }
 
 

@@ -145,8 +145,15 @@ class DemoRun:
         self.keep = keep
 
     def run(
-        self, events: Sequence[Event], malformed: Sequence[bytes], on_records: Callable[[int], None] = lambda n: None
+        self,
+        events: Sequence[Event],
+        malformed: Sequence[bytes],
+        on_records: Callable[[int], None] = lambda n: None,
+        on_produce_start: Callable[[], None] = lambda: None,
     ) -> DemoSummary:
+        """Deploy, produce and consume, verify, clean up. ``on_records(n)`` runs after each drained poll
+        (the handler's writes for those records are done); ``on_produce_start()`` as the producer starts."""
+        self._on_produce_start = on_produce_start
         started = time.monotonic()
         emulator = None if self.endpoint_url else start_or_reuse(self.state_dir)
         endpoint = self.endpoint_url or (emulator.endpoint_url if emulator else "")
@@ -245,6 +252,7 @@ class DemoRun:
         out: dict[str, Any],
     ) -> None:
         """Valid events through the producer; malformed lines as raw records (they cannot be encoded)."""
+        self._on_produce_start()
         try:
             with Producer(stream, kinesis, record_format=self.record_format) as producer:
                 producer.put_many(events)
