@@ -1,4 +1,5 @@
-# Builds the consumer Lambda's package. `sam build` calls `make build-ConsumerFunction` with
+# Builds the Lambda packages (the consumer and the archive's Firehose transform: one package, the same
+# recipe). `sam build` calls `make build-<LogicalId>` (e.g. `make build-ConsumerFunction`) with
 # ARTIFACTS_DIR set (template.yaml: `Metadata: BuildMethod: makefile`), in a copy of the project or,
 # with `--build-in-source`, in the project itself; this recipe writes nothing outside ARTIFACTS_DIR.
 #
@@ -14,9 +15,11 @@ LAMBDA_PLATFORM ?= aarch64-manylinux2014
 LAMBDA_PYTHON ?= 3.11
 LAMBDA_CODE := pipeline consumers
 
-.PHONY: build-ConsumerFunction
+FUNCTIONS := ConsumerFunction FirehoseTransformFunction
 
-build-ConsumerFunction:
+.PHONY: $(addprefix build-,$(FUNCTIONS))
+
+$(addprefix build-,$(FUNCTIONS)):
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run 'sam build', or 'make $@ ARTIFACTS_DIR=<dir>'" >&2; exit 2; }
 	mkdir -p "$(ARTIFACTS_DIR)"
 	tar -c --exclude='__pycache__' --exclude='*.pyc' --exclude='tests' $(LAMBDA_CODE) | tar -x -C "$(ARTIFACTS_DIR)"

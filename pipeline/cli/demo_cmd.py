@@ -119,6 +119,10 @@ def _print(s: DemoSummary) -> None:
     reasons = Counter(r.split(":")[0] for r in s.bad_row_reasons)
     print(f"bad rows       {len(s.bad_row_reasons)} {dict(reasons) if reasons else ''}")
     print(f"fulfilment     {s.fulfilment_messages} messages; on-failure queue {s.discarded_batches} batches")
+    print(
+        f"archive        {s.archive_events} events in {s.archive_objects} gzip objects under events/, "
+        f"{s.archive_error_objects} objects under errors/"
+    )
     print(f"faults         {s.faults}")
     print(f"elapsed        {s.elapsed_s:.1f} s ({s.events_sent / max(s.elapsed_s, 1e-9):,.0f} events/s end to end)")
     if s.verified:

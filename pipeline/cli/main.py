@@ -26,6 +26,7 @@ COMMANDS: Final = {
     "up": ("pipeline.cli.stack_cmd", "start (or reuse) the emulator and deploy template.yaml into it"),
     "down": ("pipeline.cli.stack_cmd", "delete the local stack and stop the emulator"),
     "status": ("pipeline.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
+    "archive": ("pipeline.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
 }
 
 

@@ -14,12 +14,16 @@ import random
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.archive.local_firehose import FirehoseSettings, LocalFirehose
+from pipeline.archive.reader import list_objects, read_object
+from pipeline.archive.transform import FirehoseTransform, S3ObjectWriter
 from pipeline.codecs import RecordFormat
 from pipeline.events import Event
 from pipeline.exceptions import DeliveryError
@@ -54,6 +58,10 @@ class DemoSummary:
     bad_row_reasons: list[str] = field(default_factory=list)
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
     fulfilment_messages: int = 0
+    archive_bucket: str = ""
+    archive_objects: int = 0
+    archive_events: int = 0
+    archive_error_objects: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     verified: bool = False
@@ -213,6 +221,7 @@ class DemoRun:
             target=self._produce, args=(producer_kinesis, raw_kinesis, stream, events, malformed, produced)
         )
         sender.start()
+        firehose = _local_firehose(settings, info)
         source = LocalEventSource(
             raw_kinesis,
             stream,
@@ -222,9 +231,11 @@ class DemoRun:
             on_failure_queue_url=info.outputs.get("ConsumerFailureQueueUrl"),
             log_path=log_path,
             region=settings.region,
+            tap=firehose.put_records,  # the archive's delivery stream reads the same stream
         )
         try:
             drained = source.drain(keep_going=sender.is_alive, on_batch=on_records)
+            firehose.flush()  # the delivery stream's buffers, at the end of the run
         finally:
             sender.join()
             log_file.close()
@@ -279,11 +290,53 @@ class DemoRun:
         expected = len(expected_messages(events))
         if s.fulfilment_messages != expected:
             s.problems.append(f"fulfilment: {s.fulfilment_messages} messages queued, {expected} expected")
+        self._verify_archive(settings, info, events, malformed, s)
         failures_url = info.outputs.get("ConsumerFailureQueueUrl")
         s.discarded_batches = _depth(sqs, failures_url) if failures_url else 0
         if s.discarded_batches:
             s.problems.append(f"{s.discarded_batches} batches were discarded to the on-failure queue")
         s.verified = not s.problems
+
+    @staticmethod
+    def _verify_archive(
+        settings: Settings, info: StackInfo, events: Sequence[Event], malformed: Sequence[bytes], s: DemoSummary
+    ) -> None:
+        """The archive holds exactly the valid events sent, each under its own type and date; the
+        malformed records sit under the error prefix."""
+        s3 = aws_client("s3", settings)
+        bucket = info.outputs["ArchiveBucket"]
+        s.archive_bucket = bucket
+        objects = list_objects(s3, bucket)
+        s.archive_objects = len(objects)
+        archived: Counter[str] = Counter()
+        for obj in objects:
+            for event in read_object(s3, bucket, obj.key):
+                archived[event.event_id] += 1
+                if event.event_type is not obj.event_type or event.timestamp.date() != obj.dt:
+                    s.problems.append(f"archive: {event.event_id} ({event.event_type}) is under {obj.key}")
+        s.archive_events = sum(archived.values())
+        sent = Counter(e.event_id for e in events)
+        if archived != sent:
+            missing, extra = sum((sent - archived).values()), sum((archived - sent).values())
+            s.problems.append(f"archive: {missing} events missing, {extra} unexpected or duplicated")
+        errors = s3.list_objects_v2(Bucket=bucket, Prefix="errors/").get("KeyCount", 0)
+        s.archive_error_objects = int(errors)
+        if malformed and not errors:
+            s.problems.append("archive: malformed records were sent but nothing is under errors/")
+
+
+def _local_firehose(settings: Settings, info: StackInfo) -> LocalFirehose:
+    """The archive's delivery stream as the template declares it, with the deployed transform's code."""
+    s3 = aws_client("s3", settings)
+    bucket = info.outputs["ArchiveBucket"]
+    return LocalFirehose(
+        s3,
+        bucket,
+        FirehoseTransform(S3ObjectWriter(s3, bucket)),
+        settings=FirehoseSettings.from_parameters(info.parameters),
+        stream_name=info.outputs.get("DeliveryStreamName", "archive"),
+        region=settings.region,
+    )
 
 
 def _depth(sqs: Any, url: str) -> int:

@@ -47,7 +47,8 @@ class LocalEventSource:
     """Polls ``stream_name`` and drives ``handler`` per shard; see the module docstring.
 
     ``kinesis`` and ``sqs`` are clients on the emulator; ``on_failure_queue_url`` receives the
-    metadata of discarded batches, as the template's ``DestinationConfig.OnFailure`` does.
+    metadata of discarded batches, as the template's ``DestinationConfig.OnFailure`` does. ``tap``
+    sees every record polled, once, in shard order: another reader of the stream (the archive).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class LocalEventSource:
         log_path: Path | None = None,
         region: str = "us-east-1",
         poll_limit: int = 10_000,
+        tap: Callable[[list[StreamRecord]], None] | None = None,
     ) -> None:
         self._kinesis = kinesis
         self._stream = stream_name
@@ -72,6 +74,7 @@ class LocalEventSource:
         self._log_path = log_path
         self._region = region
         self._limit = poll_limit
+        self._tap = tap
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
         self._arn = ""
@@ -106,7 +109,7 @@ class LocalEventSource:
             return []
         page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
         self._iterators[shard_id] = page.get("NextShardIterator")
-        return [
+        records = [
             StreamRecord(
                 shard_id,
                 r["SequenceNumber"],
@@ -116,6 +119,9 @@ class LocalEventSource:
             )
             for r in page["Records"]
         ]
+        if records and self._tap is not None:
+            self._tap(records)  # another reader of the same stream (the archive's delivery stream)
+        return records
 
     def drain(
         self,

@@ -111,6 +111,7 @@ class StackInfo:
     event_source: EventSource | None = None
     change: str = ""
     removed_mappings: tuple[str, ...] = ()
+    removed_delivery_streams: tuple[str, ...] = ()
 
     def resources(self) -> Resources:
         """The consumer's stores from the outputs (``<Logical>Table``, ``<Logical>QueueUrl``, ``BadRowsBucket``)."""
@@ -210,12 +211,24 @@ def deploy(
     cfn: CloudFormationClient = aws_client("cloudformation", settings)
     stack, change = cloudformation.create_or_update(cfn, name, body, values, timeout)
     removed: tuple[str, ...] = ()
+    removed_streams: tuple[str, ...] = ()
     if detach_event_sources if detach_event_sources is not None else settings.endpoint_url is not None:
-        function = cloudformation.outputs(stack).get(_FUNCTION_OUTPUT)
+        outputs = cloudformation.outputs(stack)
+        function = outputs.get(_FUNCTION_OUTPUT)
         if function:
             removed = _detach(aws_client("lambda", settings), function)
-    logger.info("stack %s %s (%s); removed event source mappings %s", name, change, stack["StackStatus"], removed)
-    return replace(_read(settings, stack), change=change, removed_mappings=removed)
+        # The emulator's Firehose pushes every PutRecords through the transform, synchronously, one
+        # object per record (the code zip has no dependencies, so the transform fails to import and
+        # every record lands under errors/). The local archive path (pipeline.archive.local_firehose)
+        # does what the delivery stream does instead, so the emulator's stream is deleted after every
+        # create or update, as the consumer's event source mapping is.
+        delivery = outputs.get("DeliveryStreamName")
+        if delivery:
+            removed_streams = _delete_delivery_stream(aws_client("firehose", settings), delivery)
+    logger.info("stack %s %s (%s); removed %s %s", name, change, stack["StackStatus"], removed, removed_streams)
+    return replace(
+        _read(settings, stack), change=change, removed_mappings=removed, removed_delivery_streams=removed_streams
+    )
 
 
 def describe(settings: Settings, stage: str = "local") -> StackInfo | None:
@@ -312,6 +325,14 @@ class _ArnLookup:
 
 
 # -- Lambda and S3 --------------------------------------------------------------------------------
+
+
+def _delete_delivery_stream(firehose: Any, name: str) -> tuple[str, ...]:
+    try:
+        firehose.delete_delivery_stream(DeliveryStreamName=name)
+    except firehose.exceptions.ResourceNotFoundException:
+        return ()
+    return (name,)
 
 
 def _detach(lam: LambdaClient, function: str) -> tuple[str, ...]:

@@ -6,6 +6,9 @@ its verification and its JSON summary.
 
 from __future__ import annotations
 
+import base64
+import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.settings import Settings
+from pipeline.events import parse_event
+from pipeline.exceptions import EventValidationError
+from pipeline.local.stack import destroy
+from pipeline.settings import Settings, aws_client
 
 pytestmark = pytest.mark.emulator
 
@@ -66,3 +72,41 @@ def test_the_summary_carries_the_tables_for_other_programs(emulator: Settings, t
     for table, items in summary["tables"].items():
         assert summary["item_counts"][table] == len(items)
     assert {"producer", "records_consumed", "dynamodb_requests", "elapsed_s", "bad_rows"} <= summary.keys()
+
+
+def test_the_archive_holds_exactly_the_valid_events_and_the_errors_keep_their_bytes(
+    emulator: Settings, tmp_path: Path
+) -> None:
+    # GIVEN the mixed input run through the deployed pipeline, the stack kept for reading
+    status, summary = _demo(emulator, tmp_path, "--input", str(MIXED), "--format", "kpl-gzip", "--keep")
+    assert status == 0, summary["problems"]
+    bucket = summary["archive_bucket"]
+    try:
+        # WHEN the archive is read back with `pipeline archive cat`
+        assert emulator.endpoint_url is not None
+        cat = subprocess.run(
+            [str(Path(sys.executable).parent / "pipeline"), "archive", "cat", "--bucket", bucket],
+            env={**os.environ, "PIPELINE_ENDPOINT_URL": emulator.endpoint_url},
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
+        archived = sorted(orjson.loads(line)["event_id"] for line in cat.stdout.splitlines())
+        # THEN it is exactly the multiset of valid event ids sent (a duplicate sent twice is archived twice)
+        valid_ids, malformed = [], []
+        for line in MIXED.read_bytes().splitlines():
+            try:
+                valid_ids.append(parse_event(orjson.loads(line)).event_id)
+            except (orjson.JSONDecodeError, EventValidationError):
+                malformed.append(line)
+        assert archived == sorted(valid_ids)
+        # AND every malformed line sits under errors/ with its raw bytes
+        s3 = aws_client("s3", emulator)
+        raws: set[bytes] = set()
+        for obj in s3.list_objects_v2(Bucket=bucket, Prefix="errors/").get("Contents", []):
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            raws.update(base64.b64decode(orjson.loads(line)["rawData"]) for line in body.splitlines())
+        assert len(malformed) == 6
+        assert set(malformed) <= raws
+    finally:
+        destroy(emulator, summary["stack"].removeprefix("event-pipeline-"), empty_buckets=True)

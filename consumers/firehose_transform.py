@@ -1,0 +1,27 @@
+"""Lambda entry point for the archive's Firehose data transformation (Kinesis stream source).
+
+Wiring only: the S3 client (built on first use: most invocations split nothing) and the transform are
+built once per container; each invocation is handed to ``pipeline.archive.transform``. The archive
+bucket comes from ``ARCHIVE_BUCKET``, which the template sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline.archive.transform import FirehoseTransform, S3ObjectWriter, archive_bucket_from_env
+from pipeline.settings import Settings, lazy_client
+
+logger = Logger()
+settings = Settings.from_env()
+transform = FirehoseTransform(S3ObjectWriter(lazy_client("s3", settings), archive_bucket_from_env()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = transform.transform(event)
+    logger.info("transformed", extra=result.stats.as_dict())
+    return result.response
