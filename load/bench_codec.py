@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import orjson
 
-from load.targets import Target
+from load.common import Target, add_output_options, noter, positive_int
 from pipeline.codecs import OutputRecord, RecordFormat, decode_record, encode_event, encode_records
 from pipeline.codecs.kpl import subrecord_payloads
 from pipeline.events import Event, EventType
@@ -484,26 +484,18 @@ correctness: every format must decode back to exactly its input events with no d
   benchmark stops (exit 1). Exit 2: usage error."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=_positive, default=20_000, help="reference events to measure (default 20000)")
+    parser.add_argument(
+        "--events", type=positive_int, default=20_000, help="reference events to measure (default 20000)"
+    )
     parser.add_argument(
         "--seed", type=int, default=1, help="workload seed; the same seed gives the same events (default 1)"
     )
-    parser.add_argument("--repeat", type=_positive, default=5, help="timing rounds; the best is kept (default 5)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = _HELP
+    parser.add_argument("--repeat", type=positive_int, default=5, help="timing rounds; the best is kept (default 5)")
+    add_output_options(parser, _HELP)
 
 
-def _note(message: str) -> None:
-    print(f"pipeline bench codec: {message}", file=sys.stderr, flush=True)
+_note = noter("codec")
 
 
 def cli(args: argparse.Namespace) -> int:

@@ -62,8 +62,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.client import BaseClient
 from botocore.model import OperationModel
 
+from load.common import Target, add_output_options, noter, positive_int
 from load.seed_consumer import SeedStyleConsumer
-from load.targets import Target
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record, encode_records
 from pipeline.consumer.badrows import MemoryBadRowSink, S3BadRowSink
 from pipeline.consumer.context import ContextLoaderFromStore
@@ -872,30 +872,20 @@ verification: after the project's run its tables must equal pipeline.metrics.ora
   else exit 1. Exit 2: usage error."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=_positive, default=10_000, help="reference events (default 10000)")
+    parser.add_argument("--events", type=positive_int, default=10_000, help="reference events (default 10000)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
-    parser.add_argument("--batch-size", type=_positive, default=1_000, help="records per invocation (default 1000)")
+    parser.add_argument("--batch-size", type=positive_int, default=1_000, help="records per invocation (default 1000)")
     parser.add_argument(
-        "--seed-events", type=_positive, default=3_000, help="records for the seed-style consumer (default 3000)"
+        "--seed-events", type=positive_int, default=3_000, help="records for the seed-style consumer (default 3000)"
     )
     parser.add_argument(
         "--endpoint-url", help="an emulator already running, e.g. http://127.0.0.1:4566 (default: start one)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = _HELP
+    add_output_options(parser, _HELP)
 
 
-def _note(message: str) -> None:
-    print(f"pipeline bench consumer: {message}", file=sys.stderr, flush=True)
+_note = noter("consumer")
 
 
 def cli(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from typing import Any, Final
 
 import orjson
 
+from load.common import add_output_options, noter, positive_int
 from load.seed_consumer import SeedStyleConsumer
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.events import Event
@@ -490,15 +491,8 @@ verification: the project's tables must equal pipeline.metrics.oracle's, the ful
   verified (not idempotent). Exit 2: usage error."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=_positive, default=10_000, help="reference events (default 10000)")
+    parser.add_argument("--events", type=positive_int, default=10_000, help="reference events (default 10000)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument(
         "--format",
@@ -507,18 +501,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="record format (default gzip-batch)",
     )
     parser.add_argument(
-        "--seed-events", type=_positive, default=2_000, help="events for the seed-style run (default 2000)"
+        "--seed-events", type=positive_int, default=2_000, help="events for the seed-style run (default 2000)"
     )
     parser.add_argument(
         "--endpoint-url", help="an emulator already running, e.g. http://127.0.0.1:4566 (default: start one)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = _HELP
+    add_output_options(parser, _HELP)
 
 
-def _note(message: str) -> None:
-    print(f"pipeline bench e2e: {message}", file=sys.stderr, flush=True)
+_note = noter("e2e")
 
 
 def cli(args: argparse.Namespace) -> int:
