@@ -141,7 +141,7 @@ def test_the_deployed_handler_on_the_emulator_ends_exactly_right(
         with _deployed_handler(emulator, resources) as module:
             # ... whose DynamoDB client is throttled at random, and whose function dies at chosen invocations
             faults = FaultInjector(seed=seed)
-            dynamodb = module.processor._writer._backend._dynamodb  # the container's one client
+            dynamodb = module.clients.dynamodb  # the container's one DynamoDB client
             if throttle:
                 faults.throttle(dynamodb, throttle, operations=["BatchExecuteStatement", "BatchGetItem"])
             calls = 0
