@@ -44,12 +44,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -62,7 +60,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.client import BaseClient
 from botocore.model import OperationModel
 
-from load.common import Target, add_output_options, noter, positive_int
+from load.common import Target, add_output_options, emulator_settings, noter, positive_int
 from load.seed_consumer import SeedStyleConsumer
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record, encode_records
 from pipeline.consumer.badrows import MemoryBadRowSink, S3BadRowSink
@@ -73,7 +71,7 @@ from pipeline.consumer.wiring import consumer_clients
 from pipeline.events import Event
 from pipeline.exceptions import PipelineError
 from pipeline.generate import generate_events
-from pipeline.local import MINISTACK_VERSION, EmbeddedEmulator
+from pipeline.local import MINISTACK_VERSION
 from pipeline.local.esm import StreamRecord, lambda_event
 from pipeline.local.provision import create_resources, delete_resources
 from pipeline.metrics.effects import Message
@@ -672,21 +670,6 @@ def _cold_start(rounds: int, note: Callable[[str], None]) -> ColdStartFigures:
 # --------------------------------------------------------------------------- the run
 
 
-@contextmanager
-def _endpoint(endpoint_url: str | None, note: Callable[[str], None]) -> Iterator[tuple[Settings, int | None]]:
-    """Settings for ``endpoint_url``, else for an emulator started in a temporary directory and stopped after.
-
-    Also yields the emulator's process group (``None`` for one given by URL).
-    """
-    if endpoint_url:
-        yield Settings(endpoint_url=endpoint_url), None
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-consumer-") as state_dir:
-        note(f"starting ministack {MINISTACK_VERSION} in {state_dir}")
-        with EmbeddedEmulator(state_dir=Path(state_dir)) as emulator:
-            yield Settings(endpoint_url=emulator.endpoint_url), emulator.pid
-
-
 def run(
     events: int,
     seed: int,
@@ -716,7 +699,7 @@ def run(
     seed_batches = [stream[i : min(i + batch_size, seed_events)] for i in range(0, seed_events, batch_size)]
     note("floor: the same batches through the same processor on the in-memory store")
     floor = _floor(batches, events)
-    with _endpoint(endpoint_url, note) as (settings, pgid):
+    with emulator_settings(endpoint_url, note, "bench-consumer-") as (settings, _, pgid):
         resources = create_resources(settings)
         try:
             aws_client("s3", settings).create_bucket(Bucket=resources.bad_rows_bucket)

@@ -30,24 +30,22 @@ import argparse
 import base64
 import platform
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-from load.common import add_output_options, noter, positive_int
+from load.common import add_output_options, emulator_settings, noter, positive_int
 from load.seed_consumer import SeedStyleConsumer
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.events import Event
 from pipeline.exceptions import DeliveryError, PipelineError
 from pipeline.generate import generate_events
-from pipeline.local import MINISTACK_VERSION, EmbeddedEmulator
+from pipeline.local import MINISTACK_VERSION
 from pipeline.local.demo_run import DemoRun
 from pipeline.local.runtime import LocalEventSource
 from pipeline.local.stack import StackInfo, deploy, destroy
@@ -363,20 +361,6 @@ def _seed_style_on(
 # --------------------------------------------------------------------------- the run
 
 
-@contextmanager
-def _endpoint(endpoint_url: str | None, note: Callable[[str], None]) -> Iterator[tuple[Settings, Path]]:
-    """Settings for ``endpoint_url``, else for an emulator started here and stopped after; and a
-    temporary directory for the consumers' logs (removed after, like the emulator's)."""
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as state:
-        state_dir = Path(state)
-        if endpoint_url:
-            yield Settings(endpoint_url=endpoint_url), state_dir
-            return
-        note(f"starting ministack {MINISTACK_VERSION} in {state_dir}")
-        with EmbeddedEmulator(state_dir=state_dir) as emulator:
-            yield Settings(endpoint_url=emulator.endpoint_url), state_dir
-
-
 def run(
     events: int,
     seed: int,
@@ -400,7 +384,7 @@ def run(
     note = progress or (lambda _message: None)
     note(f"generating {events:,} reference events (seed {seed}), record format {record_format.value}")
     workload = list(generate_events(events, seed))
-    with _endpoint(endpoint_url, note) as (settings, state_dir):
+    with emulator_settings(endpoint_url, note, "bench-e2e-") as (settings, state_dir, _):
         project, verification = _project(settings, workload, record_format, state_dir, note)
         verdict = "passed" if verification.passed else "FAILED"
         note(f"project: {project.events_per_s:,.0f} events/s end to end; verification {verdict}")

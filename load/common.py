@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Target", "add_output_options", "noter", "positive_int"]
+from pipeline.local import MINISTACK_VERSION, EmbeddedEmulator
+from pipeline.settings import Settings
+
+__all__ = ["Target", "add_output_options", "emulator_settings", "noter", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -46,3 +52,19 @@ class Target:
     @property
     def passed(self) -> bool:
         return self.measured <= self.limit if self.at_most else self.measured >= self.limit
+
+
+@contextmanager
+def emulator_settings(
+    endpoint_url: str | None, note: Callable[[str], None], prefix: str
+) -> Iterator[tuple[Settings, Path, int | None]]:
+    """Settings for ``endpoint_url``, else for an emulator started here and stopped after; a temporary
+    directory (removed after); and the started emulator's process group (``None`` for one given by URL)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as state:
+        state_dir = Path(state)
+        if endpoint_url:
+            yield Settings(endpoint_url=endpoint_url), state_dir, None
+            return
+        note(f"starting ministack {MINISTACK_VERSION} in {state_dir}")
+        with EmbeddedEmulator(state_dir=state_dir) as emulator:
+            yield Settings(endpoint_url=emulator.endpoint_url), state_dir, emulator.pid

@@ -51,19 +51,18 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.archive.errors import TransformContractError
 from pipeline.archive.layout import Partition, error_prefix, split_object_name
 from pipeline.codecs import decode_record, encode_event
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.exceptions import ConfigurationError, DecodeError, TransientError
+from pipeline.objectstore import S3ObjectWriter
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -97,30 +96,6 @@ class ObjectWriter(Protocol):
     def put_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
         """Write every ``(key, body)``, or raise :class:`TransientError` (nothing else). Idempotent per key."""
         ...
-
-
-class S3ObjectWriter:
-    """Objects in one bucket, a few at once on a small thread pool."""
-
-    def __init__(self, s3: Any, bucket: str, *, max_concurrency: int = 8) -> None:
-        self._s3 = s3
-        self._bucket = bucket
-        self._max_concurrency = max_concurrency
-
-    def _put(self, item: tuple[str, bytes]) -> None:
-        self._s3.put_object(Bucket=self._bucket, Key=item[0], Body=item[1])
-
-    def put_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
-        if not objects:
-            return
-        try:
-            if len(objects) == 1:
-                self._put(objects[0])
-                return
-            with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(objects))) as pool:
-                list(pool.map(self._put, objects))
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"archive objects not written to s3://{self._bucket}: {exc}") from exc
 
 
 class MemoryObjectWriter:

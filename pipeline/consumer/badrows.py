@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.exceptions import DecodeError, TransientError
 from pipeline.metrics.positions import encode_position
+from pipeline.objectstore import S3ObjectWriter
 
 __all__ = ["BadRow", "BadRowSink", "MemoryBadRowSink", "S3BadRowSink"]
 
@@ -81,28 +80,14 @@ class BadRowSink(Protocol):
 
 
 class S3BadRowSink:
-    """Bad rows as S3 objects under ``prefix`` in ``bucket``; a few rows at once on a small thread pool."""
+    """Bad rows as S3 objects under ``prefix`` in ``bucket``, written a few at once."""
 
     def __init__(self, s3: Any, bucket: str, prefix: str = "bad-rows/", *, max_concurrency: int = 4) -> None:
-        self._s3 = s3
-        self._bucket = bucket
+        self._writer = S3ObjectWriter(s3, bucket, max_concurrency=max_concurrency)
         self._prefix = prefix
-        self._max_concurrency = max_concurrency
-
-    def _put(self, row: BadRow) -> None:
-        self._s3.put_object(
-            Bucket=self._bucket, Key=row.key(self._prefix), Body=row.to_json(), ContentType="application/json"
-        )
 
     def write(self, rows: Sequence[BadRow]) -> None:
-        try:
-            if len(rows) == 1:
-                self._put(rows[0])
-                return
-            with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(rows))) as pool:
-                list(pool.map(self._put, rows))
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"bad rows not written to s3://{self._bucket}/{self._prefix}: {exc}") from exc
+        self._writer.put_many([(row.key(self._prefix), row.to_json()) for row in rows])
 
 
 class MemoryBadRowSink:

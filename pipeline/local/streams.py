@@ -1,4 +1,4 @@
-"""Kinesis stream helpers for the local runtime: create and wait, read every shard from the start.
+"""Reading a whole Kinesis stream back, every shard from the start (tests and tools).
 
 These run against the embedded emulator in demos and tests; against real AWS they work too but read
 with ``GetRecords`` (no enhanced fan-out), so keep them out of production paths.
@@ -6,27 +6,10 @@ with ``GetRecords`` (no enhanced fan-out), so keep them out of production paths.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["create_stream", "delete_stream", "read_all"]
-
-
-def create_stream(kinesis: Any, name: str, shards: int = 2, timeout: float = 30.0) -> None:
-    """Create ``name`` with ``shards`` shards (provisioned) and return once it is ACTIVE."""
-    kinesis.create_stream(StreamName=name, ShardCount=shards)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        if status == "ACTIVE":
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"stream {name} not ACTIVE after {timeout} s")
-
-
-def delete_stream(kinesis: Any, name: str) -> None:
-    kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+__all__ = ["read_all"]
 
 
 def read_all(kinesis: Any, name: str, limit: int = 10_000) -> Iterator[tuple[str, dict[str, Any]]]:
