@@ -2,26 +2,36 @@
 
 Wiring only: the S3 client (built on first use: most invocations split nothing) and the transform are
 built once per container; each invocation is handed to ``pipeline.archive.transform``. The archive
-bucket comes from ``ARCHIVE_BUCKET``, which the template sets.
+bucket comes from ``ARCHIVE_BUCKET`` and the future horizon from ``EVENT_TIME_HORIZON_HOURS``, which
+the template sets.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline.archive.transform import FirehoseTransform, S3ObjectWriter, archive_bucket_from_env
+from pipeline.archive.transform import FirehoseTransform, archive_bucket_from_env
+from pipeline.events import ValidationPolicy
+from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, lazy_client
 
 logger = Logger()
+metrics = Metrics()
 settings = Settings.from_env()
-transform = FirehoseTransform(S3ObjectWriter(lazy_client("s3", settings), archive_bucket_from_env()))
+transform = FirehoseTransform(
+    S3ObjectWriter(lazy_client("s3", settings), archive_bucket_from_env()), policy=ValidationPolicy.from_env()
+)
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = transform.transform(event)
+    metrics.add_metric(name="ProcessingFailed", unit=MetricUnit.Count, value=result.stats.failed)
+    metrics.add_metric(name="ArchivedEvents", unit=MetricUnit.Count, value=result.stats.events)
     logger.info("transformed", extra=result.stats.as_dict())
     return result.response

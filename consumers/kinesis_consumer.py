@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline.consumer.config import ConsumerConfig
 from pipeline.consumer.lambda_adapter import handle_kinesis_event
 from pipeline.consumer.observability import traced
 from pipeline.consumer.wiring import build_processor, consumer_clients
@@ -21,7 +22,7 @@ logger = Logger()
 metrics = Metrics()
 settings = Settings.from_env()
 clients = consumer_clients(settings)
-processor = build_processor(settings, Resources.from_env(), clients)
+processor = build_processor(settings, Resources.from_env(), clients, ConsumerConfig.from_env())
 
 
 @metrics.log_metrics

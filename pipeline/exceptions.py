@@ -7,7 +7,7 @@ leaks raw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -91,12 +91,17 @@ class RecordTooLargeError(PipelineError):
 
 
 class DeliveryError(PipelineError):
-    """The producer spent its retry budget; ``undelivered`` lists every event not written to Kinesis.
+    """Some events were not written to Kinesis; ``undelivered`` lists every one of them.
 
-    Events not listed were written, and never resent by the producer after Kinesis reported them
-    written; only a connection lost after Kinesis accepted a request can make a resend duplicate one.
+    ``reasons`` maps the event id of each undelivered event to why: an event readers would refuse
+    (invalid, or past the size a reader accepts) is refused by the producer itself, before anything
+    is sent; the others ran out of retries. Events not listed were written, and never resent by the
+    producer after Kinesis reported them written; only a connection lost after Kinesis accepted a
+    request can make a resend duplicate one.
     """
 
-    def __init__(self, message: str, undelivered: Sequence[Event]) -> None:
+    def __init__(self, message: str, undelivered: Sequence[Event], reasons: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{message} ({len(undelivered)} events not delivered)")
         self.undelivered = list(undelivered)
+        self.reasons: dict[str, str] = {e.event_id: message for e in undelivered}
+        self.reasons.update(reasons or {})

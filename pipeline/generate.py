@@ -16,7 +16,7 @@ Guarantees:
   any process on any machine. Only ``random.Random(seed)`` (``random()`` and ``getrandbits()``) is
   used: no wall clock, no global random state, no salted ``hash()``.
 - Exactly ``n`` events, timestamps non-decreasing, aware UTC, inside the spec's span.
-- Every event round-trips: ``parse_event(orjson.loads(orjson.dumps(event_to_wire(e)))) == e``.
+- Every event round-trips: ``decode_event(encode_event(e)) == e``.
 - Order events of one ``order_id`` carry the same items and total; ``order_completed`` and
   ``order_cancelled`` only follow that order's ``order_created``, at most one of them per order.
 - Memory is O(concurrent sessions + users holding an unresolved order), never O(n): events are
@@ -36,18 +36,19 @@ from itertools import accumulate
 from random import Random
 from typing import BinaryIO, Final, Generic, TypeVar
 
-import orjson
-
 from pipeline.events import (
     SCHEMA_VERSION,
     Event,
-    EventType,
     OrderData,
+    OrderEvent,
     OrderItem,
     ProductViewData,
+    ProductViewEvent,
     SystemMetricData,
+    SystemMetricEvent,
     UserActivityData,
-    event_to_wire,
+    UserActivityEvent,
+    encode_event,
 )
 from pipeline.exceptions import ConfigurationError
 
@@ -132,11 +133,9 @@ def write_ndjson(events: Iterable[Event], out: BinaryIO) -> int:
     Streams: holds one event at a time. If ``out.write`` raises, the lines before it are written and
     the error propagates.
     """
-    dumps = orjson.dumps
-    newline = orjson.OPT_APPEND_NEWLINE
     count = 0
     for event in events:
-        out.write(dumps(event_to_wire(event), option=newline))
+        out.write(encode_event(event) + b"\n")
         count += 1
     return count
 
@@ -313,8 +312,20 @@ class _Simulation:
             referrer = _LATER_REFERRERS.pick(self.rnd())
         else:
             referrer, s.referrer = s.referrer, None
-        data = ProductViewData(self.product_ids[self._product()], referrer, s.device, (t_us - s.start_us) // 1_000_000)
-        return Event(self._event_id(), EventType.PRODUCT_VIEW, SCHEMA_VERSION, ts, s.source, data, self._user_id(s))
+        data = ProductViewData(
+            product_id=self.product_ids[self._product()],
+            referrer=referrer,
+            device_type=s.device,
+            session_duration=(t_us - s.start_us) // 1_000_000,
+        )
+        return ProductViewEvent(
+            event_id=self._event_id(),
+            schema_version=SCHEMA_VERSION,
+            timestamp=ts,
+            source=s.source,
+            data=data,
+            user_id=self._user_id(s),
+        )
 
     def _user_activity(self, s: _Session, ts: datetime) -> Event:
         rnd = self.rnd
@@ -332,8 +343,15 @@ class _Simulation:
                 path = "/" if r < 0.2 else f"/c/{_CATEGORIES[int(rnd() * len(_CATEGORIES))]}"
             else:  # product pages: page_view, add_to_cart, wishlist_add
                 path = f"/p/{self.product_ids[self._product()]}"
-        data = UserActivityData(kind, self.base_url + path, s.session_id)
-        return Event(self._event_id(), EventType.USER_ACTIVITY, SCHEMA_VERSION, ts, s.source, data, self._user_id(s))
+        data = UserActivityData(activity_type=kind, page_url=self.base_url + path, session_id=s.session_id)
+        return UserActivityEvent(
+            event_id=self._event_id(),
+            schema_version=SCHEMA_VERSION,
+            timestamp=ts,
+            source=s.source,
+            data=data,
+            user_id=self._user_id(s),
+        )
 
     def _order_event(self, s: _Session, ts: datetime) -> Event:
         order = s.open_order
@@ -344,16 +362,15 @@ class _Simulation:
         else:
             s.open_order = None
             status = "completed" if self.rnd() < self.spec.completion_rate else "cancelled"
-            data = OrderData(order.order_id, order.total_amount, order.items, status)
-        return Event(
-            self._event_id(),
-            EventType.ORDER_EVENT,
-            SCHEMA_VERSION,
-            ts,
-            s.source,
-            data,
-            self._user_id(s),
-            f"order_{data.status}",
+            data = OrderData(order_id=order.order_id, total_amount=order.total_amount, items=order.items, status=status)
+        return OrderEvent(
+            event_id=self._event_id(),
+            schema_version=SCHEMA_VERSION,
+            timestamp=ts,
+            source=s.source,
+            data=data,
+            user_id=self._user_id(s),
+            event_subtype=f"order_{data.status}",
         )
 
     def _new_order(self) -> OrderData:
@@ -362,9 +379,14 @@ class _Simulation:
         while len(chosen) < count:  # distinct products; a repeat draw is rare and simply redrawn
             if (k := self._product()) not in chosen:
                 chosen.append(k)
-        items = tuple(OrderItem(self.product_ids[k], self.quantities.pick(self.rnd()), self.prices[k]) for k in chosen)
+        items = tuple(
+            OrderItem(product_id=self.product_ids[k], quantity=self.quantities.pick(self.rnd()), price=self.prices[k])
+            for k in chosen
+        )
         total = sum((item.price * item.quantity for item in items), Decimal(0))
-        return OrderData(f"o-{self.rng.getrandbits(64):016x}", total, items, "created")
+        return OrderData(
+            order_id=f"o-{self.rng.getrandbits(64):016x}", total_amount=total, items=items, status="created"
+        )
 
     def _system_metric(self, ts: datetime) -> Event:
         rnd = self.rnd
@@ -384,8 +406,10 @@ class _Simulation:
             u, c = rnd(), (mode - low) / (high - low)
             frac = math.sqrt(u * c) if u < c else 1.0 - math.sqrt((1.0 - u) * (1.0 - c))
             value = Decimal(round((low + frac * (high - low)) * 10)).scaleb(-1)
-        data = SystemMetricData(name, value, unit, {"service": service, "region": region})
-        return Event(self._event_id(), EventType.SYSTEM_METRIC, SCHEMA_VERSION, ts, service, data)
+        data = SystemMetricData(name=name, value=value, unit=unit, dimensions={"service": service, "region": region})
+        return SystemMetricEvent(
+            event_id=self._event_id(), schema_version=SCHEMA_VERSION, timestamp=ts, source=service, data=data
+        )
 
     def _user_id(self, s: _Session) -> str:
         return f"u-{s.user:0{self.user_width}d}"

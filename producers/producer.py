@@ -10,12 +10,16 @@ Guarantees:
 - **Per-key order within a shard.** A call never carries two records with the same ordering key
   (partition key; for batched formats, the shard), and a record whose key waits behind an earlier
   pending one is held back, so a resend can never land after a later record of the same key.
+- **Nothing readers would refuse is sent.** Each event is checked by the consumers' own decoder
+  before it is sent (``validate=True``, the default; with ``False`` only its size is checked): an
+  event that readers would turn into a bad row (invalid, or past the 1 MiB a reader accepts per
+  event) is refused with its reason, and the rest of the flush is delivered.
 - **Bounded retries.** Each record gets ``max_attempts`` sends with exponential backoff and full
   jitter. When a record runs out, it and every later record of its key are given up, the rest still
-  go, and :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered. Errors that can
-  never succeed (unknown stream, access denied) give up at once, and so does a flush that cannot even
-  encode or route its events (an event past the record limit, ``ListShards`` failing): every event of
-  that flush is listed.
+  go, and :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered, with a reason
+  each (``DeliveryError.reasons``). Errors that can never succeed (unknown stream, access denied) give
+  up at once, and so does a flush that cannot route its events (``ListShards`` failing): every event
+  of that flush is listed.
 - Thread-safe: ``put`` from any thread; one flush runs at a time. A background thread flushes after
   ``linger_seconds``; if that flush fails, its error is raised by the next ``put``, ``flush`` or
   ``close`` (never swallowed), and until then the background thread flushes nothing more. ``close``
@@ -47,8 +51,9 @@ from pipeline.codecs import (
     RecordFormat,
     encode_records,
 )
-from pipeline.events import Event
-from pipeline.exceptions import DeliveryError, RecordTooLargeError
+from pipeline.events import DEFAULT_POLICY, Event, decode_event, encode_event
+from pipeline.events.limits import MAX_EVENT_BYTES
+from pipeline.exceptions import DeliveryError, EventValidationError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
 
 __all__ = ["Producer", "ProducerStats"]
@@ -82,6 +87,8 @@ class ProducerStats:
     retries: int = 0
     throttled_calls: int = 0
     failed_entries: int = 0
+    refused: int = 0
+    """Events not sent because readers would refuse them (see ``DeliveryError.reasons``)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -115,6 +122,7 @@ class Producer:
         base_backoff: float = 0.05,
         max_backoff: float = 2.0,
         shard_map: ShardMap | None = None,
+        validate: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -130,6 +138,7 @@ class Producer:
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._shard_map = shard_map
+        self._validate = validate
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._buffer: list[Event] = []
@@ -232,12 +241,44 @@ class Producer:
                 events, self._buffer = self._buffer, []
             if not events:
                 return
+            events, refused = self._screen(events)
+            rejected = [event for event, _ in refused]
+            reasons = {event.event_id: reason for event, reason in refused}
             try:
-                records = encode_records(events, self.record_format, self._shards())
+                records = encode_records(events, self.record_format, self._shards()) if events else []
             except (ClientError, *_NETWORK_ERRORS, RecordTooLargeError) as exc:
-                raise DeliveryError(f"cannot encode or route events for {self.stream_name}: {exc}", events) from exc
+                message = f"cannot encode or route events for {self.stream_name}: {exc}"
+                raise DeliveryError(message, [*events, *rejected], reasons) from exc
             self.stats.events += len(events)
-            self._send(records)
+            try:
+                self._send(records)
+            except DeliveryError as exc:
+                if not rejected:
+                    raise
+                raise DeliveryError(str(exc), [*exc.undelivered, *rejected], {**exc.reasons, **reasons}) from exc
+            if rejected:
+                raise DeliveryError(f"events refused before sending to {self.stream_name}", rejected, reasons)
+
+    def _screen(self, events: list[Event]) -> tuple[list[Event], list[tuple[Event, str]]]:
+        """The events to send, and those readers would refuse, with why (they are never sent)."""
+        ok: list[Event] = []
+        refused: list[tuple[Event, str]] = []
+        not_after = DEFAULT_POLICY.not_after(None) if self._validate else None
+        for event in events:
+            wire = encode_event(event)
+            if len(wire) > MAX_EVENT_BYTES:
+                reason = f"the event is {len(wire):,} bytes of JSON; readers accept at most {MAX_EVENT_BYTES:,}"
+                refused.append((event, reason))
+                continue
+            if not_after is not None:
+                try:
+                    decode_event(wire, not_after)
+                except EventValidationError as exc:
+                    refused.append((event, f"invalid event: {exc}"))
+                    continue
+            ok.append(event)
+        self.stats.refused += len(refused)
+        return ok, refused
 
     def _shards(self) -> ShardMap | None:
         if self.record_format in (RecordFormat.JSON, RecordFormat.GZIP):

@@ -1,6 +1,7 @@
 """Shared pieces for driving the real consumer code under Lambda's semantics in tests.
 
-Builds shard record lists from events (any format, junk mixed in), the handler as Lambda calls it
+Builds shard record lists from events (any format, junk mixed in, producer resends of earlier
+records), the processor on in-memory stores, the handler as Lambda calls it
 (``handle_kinesis_event`` with a processor), and fault plans drawn by hypothesis.
 """
 
@@ -9,35 +10,53 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
 from pipeline.codecs import RecordFormat, encode_records
+from pipeline.consumer.badrows import MemoryBadRowSink
+from pipeline.consumer.context import ContextLoaderFromStore
+from pipeline.consumer.dedup import EventDeduplicator, MemoryDedupStore
 from pipeline.consumer.lambda_adapter import handle_kinesis_event
 from pipeline.consumer.processor import BatchProcessor
 from pipeline.events import Event
 from pipeline.local.esm import StreamRecord
+from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore
 from pipeline.partitioning import ShardMap
+from pipeline.plugins import REGISTRY
 
-__all__ = ["FaultPlan", "build_shards", "lambda_handler", "stream_arn"]
+__all__ = ["FaultPlan", "MemoryConsumer", "build_shards", "lambda_handler", "memory_consumer", "stream_arn"]
 
 stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/test-events"
 _ARRIVAL = 1_795_500_000.0
 
 
 def build_shards(
-    events: Sequence[Event], fmt: RecordFormat, shards: int, junk: Sequence[tuple[int, bytes]] = ()
+    events: Sequence[Event],
+    fmt: RecordFormat,
+    shards: int,
+    junk: Sequence[tuple[int, bytes]] = (),
+    resends: Sequence[tuple[int, int]] = (),
 ) -> dict[str, list[StreamRecord]]:
     """Records per shard as Kinesis would hold them: increasing 30-digit sequence numbers.
 
     ``junk`` is ``(index, bytes)``: a bad record inserted at ``index`` (modulo length) of shard 0.
+    ``resends`` is ``(which, gap)``: a producer resending record ``which`` (modulo the shard's count,
+    on every shard) as a new record, ``gap`` records later (the original is never re-ordered).
     """
     shard_map = ShardMap.uniform(shards)
     out: dict[str, list[StreamRecord]] = {sid: [] for sid in shard_map.shard_ids}
     payloads: dict[str, list[tuple[str, bytes]]] = {sid: [] for sid in shard_map.shard_ids}
     for record in encode_records(list(events), fmt, shard_map, batch_raw_bytes=4_000):
         payloads[record.shard_id].append((record.partition_key, record.data))
+    for sid in shard_map.shard_ids:
+        target = payloads[sid]
+        for which, gap in resends:
+            if target:
+                origin = which % len(target)
+                target.insert(min(origin + 1 + gap, len(target)), target[origin])
     first = shard_map.shard_ids[0]
     for index, data in junk:
         target = payloads[first]
@@ -64,6 +83,40 @@ def lambda_handler(processor: BatchProcessor) -> Callable[[dict[str, Any], Any],
 
 
 @dataclass
+class MemoryConsumer:
+    """The real processor on in-memory stores, with handles on each of them for faults and checks."""
+
+    store: MemoryStore
+    writer: MemoryMetricWriter
+    sink: MemoryBadRowSink
+    dedup_store: MemoryDedupStore
+    dedup: EventDeduplicator
+    processor: BatchProcessor
+
+    def new_container(self) -> None:
+        """What a new Lambda container knows: nothing in memory, everything in the stores."""
+        self.writer.forget()
+        self.dedup.forget()
+
+
+def memory_consumer(
+    store: MemoryStore | None = None,
+    *,
+    fails: Callable[[object], bool] | None = None,
+    max_rounds: int = 6,
+    dedup_window: timedelta = timedelta(hours=1),
+) -> MemoryConsumer:
+    """The production processor's parts (every plugin, dedup, bad rows) on in-memory stores."""
+    store = store or MemoryStore()
+    writer = MemoryMetricWriter(store, fails=fails, max_rounds=max_rounds)
+    sink = MemoryBadRowSink()
+    dedup_store = MemoryDedupStore()
+    dedup = EventDeduplicator(dedup_store, dedup_window)
+    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer, REGISTRY), sink, dedup)
+    return MemoryConsumer(store, writer, sink, dedup_store, dedup, processor)
+
+
+@dataclass
 class FaultPlan:
     """Faults decided up front by hypothesis, replayed deterministically by the test.
 
@@ -72,7 +125,8 @@ class FaultPlan:
     answering (Lambda sees an error although every write landed).
     ``redeliver``: per successful batch, deliver it again.
     ``transient_rate`` / ``transient_budget``: item writes failing as throttled, at most this many.
-    ``new_container``: invocation numbers before which the writer's cache is dropped.
+    ``new_container``: invocation numbers before which the container's memory is dropped.
+    ``dedup_failures``: invocation numbers whose dedup reads or writes fail transiently.
     """
 
     crashes: dict[int, int] = field(default_factory=dict)
@@ -81,6 +135,7 @@ class FaultPlan:
     transient_rate: float = 0.0
     transient_budget: int = 0
     new_container: frozenset[int] = frozenset()
+    dedup_failures: frozenset[int] = frozenset()
     seed: int = 0
     _rng: random.Random = field(init=False)
     _redeliveries: int = field(default=0, init=False)

@@ -8,7 +8,9 @@ under Lambda's 6 MB synchronous payload limit.
 
 Each record is decoded by the shared codec layer (JSON, NDJSON, gzip, gzipped NDJSON batches, KPL
 aggregates: Firehose de-aggregates KPL records of a Kinesis source itself, the transform still
-accepts whole aggregates). Its events are written as canonical NDJSON, one line per event.
+accepts whole aggregates) with the same validation as the consumer (its future horizon measured from
+the record's arrival). Each valid event is written as the JSON its producer sent, unknown fields
+included, one line per event (an event pretty-printed over several lines is compacted, its text kept).
 
 **Mixed records.** Firehose allows one partition-key set per record, and a batch record (gzip
 NDJSON, a KPL-gzip sub-record) may hold events of several types and dates. Such a record is split:
@@ -37,6 +39,8 @@ under its own type".
 - If a record's output does not fit in what is left of the response budget, the transform writes
   everything of it itself (events under their partitions, bad parts under the error prefix) and
   reports it ``Dropped``: Firehose has nothing more to deliver for it. ``Dropped`` never means lost here.
+- Any other error while transforming one record makes that record ``ProcessingFailed`` with its
+  reason; the other records of the invocation are unaffected.
 - If a write of the transform's own fails, :class:`~pipeline.exceptions.TransientError` is raised:
   the invocation fails, Firehose retries it (``NumberOfRetries``), then sends the whole batch to the
   error prefix. Writes are idempotent, so a retry after a partial write duplicates nothing.
@@ -55,12 +59,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+import msgspec
 import orjson
 
 from pipeline.archive.errors import TransformContractError
 from pipeline.archive.layout import Partition, error_prefix, split_object_name
-from pipeline.codecs import decode_record, encode_event
+from pipeline.codecs import decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
+from pipeline.events import DEFAULT_POLICY, ValidationPolicy
 from pipeline.exceptions import ConfigurationError, DecodeError, TransientError
 from pipeline.objectstore import S3ObjectWriter
 
@@ -73,6 +79,7 @@ __all__ = [
     "TransformResult",
     "TransformStats",
     "archive_bucket_from_env",
+    "archive_line",
 ]
 
 MAX_RESPONSE_BYTES: Final = 6_000_000
@@ -193,6 +200,14 @@ def _inputs(event: Mapping[str, Any]) -> list[_Input]:
     return out
 
 
+def archive_line(raw: bytes) -> bytes:
+    """An event's line in the archive: the JSON its producer sent, on one line, with a newline."""
+    text = raw.strip()
+    if b"\n" in text or b"\r" in text:
+        text = msgspec.json.format(text, indent=-1)  # compacts whitespace only: every value's text is kept
+    return text + b"\n"
+
+
 def _error_document(record: _Input, reason: str, raw: bytes, code: str, error: DecodeError | None = None) -> bytes:
     """One line in the shape of Firehose's ``processing-failed`` documents, plus the Kinesis position.
     Deterministic (no wall-clock time): rewriting it on a retry gives the same bytes."""
@@ -220,9 +235,16 @@ class FirehoseTransform:
     ``max_response_bytes`` is the response budget (default :data:`MAX_RESPONSE_BYTES`).
     """
 
-    def __init__(self, writer: ObjectWriter, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self,
+        writer: ObjectWriter,
+        *,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        policy: ValidationPolicy = DEFAULT_POLICY,
+    ) -> None:
         self._writer = writer
         self._budget = max_response_bytes
+        self._policy = policy
 
     def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The response only (what the Lambda handler returns)."""
@@ -237,7 +259,16 @@ class FirehoseTransform:
         used = 16  # {"records":[]}
         for record in _inputs(event):
             stats.records += 1
-            entry = self._one(record, self._budget - used, objects, stats)
+            mark = len(objects)
+            try:
+                entry = self._one(record, self._budget - used, objects, stats)
+            except Exception as exc:  # noqa: BLE001 - containment: one record's failure must not fail the others
+                del objects[mark:]
+                reason = f"transform failed on this record: {type(exc).__name__}: {exc}"
+                stats.reasons.append(reason)
+                raw = record.data if record.data is not None else record.raw_field.encode()
+                name = split_object_name(record.record_id, record.shard_id, record.sequence_number, record.sub)
+                entry = self._failed(record, raw, reason, name, self._budget - used, objects, stats)
             used += _ENTRY_OVERHEAD + len(record.record_id) + len(entry.get("data", ""))
             out.append(entry)
         self._writer.put_many(objects)
@@ -254,11 +285,12 @@ class FirehoseTransform:
             return self._failed(record, record.raw_field.encode(), reason, name, room, objects, stats)
         groups: dict[Partition, list[bytes]] = {}
         errors: list[DecodeError] = []
-        for result in decode_record(record.data, record.shard_id, record.sequence_number):
+        not_after = self._policy.not_after(record.arrival)
+        for result in decode_record(record.data, record.shard_id, record.sequence_number, not_after):
             if isinstance(result, DecodeError):
                 errors.append(result)
             else:
-                groups.setdefault(Partition.of(result.event), []).append(encode_event(result.event) + b"\n")
+                groups.setdefault(Partition.of(result.event), []).append(archive_line(result.raw))
         if not groups:
             reason = "; ".join(e.reason for e in errors[:3]) or "no events"
             stats.reasons.append(reason)

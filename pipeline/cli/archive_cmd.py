@@ -16,6 +16,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.archive.reader import list_objects, read_events
+from pipeline.cli.args import endpoint_url
 from pipeline.codecs import encode_event
 from pipeline.events import EventType
 from pipeline.exceptions import PipelineError
@@ -53,7 +54,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         sub.add_argument("--since", type=parse_time, help="first event time to include")
         sub.add_argument("--until", type=parse_time, help="event time to stop before")
         sub.add_argument("--bucket", help="the archive bucket (default: ARCHIVE_BUCKET)")
-        sub.add_argument("--endpoint-url", help="AWS endpoint (the local emulator)")
+        sub.add_argument("--endpoint-url", type=endpoint_url, help="AWS endpoint (the local emulator)")
         if action == "ls":
             sub.add_argument("--json", action="store_true", help="one JSON object per object instead")
     parser.epilog = "Run 'pipeline archive ls --help' or 'pipeline archive cat --help'. " + _EPILOG

@@ -11,12 +11,13 @@ import base64
 import binascii
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import orjson
 
-from pipeline.cli.io import fail, open_input, read_events
+from pipeline.cli.args import positive_int
+from pipeline.cli.io import open_input, read_events
 from pipeline.codecs import DecodeResult, RecordFormat, decode_record, encode_event, encode_records
 from pipeline.exceptions import DecodeError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
@@ -24,7 +25,6 @@ from pipeline.partitioning import ShardMap
 __all__ = ["configure", "run"]
 
 _CHUNK = 50_000
-_EXPECTED = 'expected record lines ({"data": "<base64>", ...}), a Lambda Kinesis event or a Firehose event'
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -37,14 +37,18 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
             help="record format (default: json). See README 'Choosing a record format'.",
         )
         parser.add_argument(
-            "--shards", type=int, default=1, help="shards of the target stream, for shard-aware batching (default 1)"
+            "--shards",
+            type=positive_int,
+            default=1,
+            help="shards of the target stream, for shard-aware batching (default 1)",
         )
         parser.epilog = "Input: NDJSON events. Output: one JSON record per line. Bad input lines go to stderr (exit 1)."
     else:
         parser.epilog = (
             "Input: record lines as 'pipeline encode' writes them, a Lambda Kinesis event JSON, or a Firehose "
-            "transformation event JSON. Output: NDJSON events on stdout; each bad record or KPL sub-record as "
-            "one JSON line on stderr with its reason and base64 raw bytes (exit 1 if any)."
+            "transformation event JSON. Output: NDJSON events on stdout; each bad line, record or KPL sub-record "
+            "as one JSON line on stderr with its reason and base64 raw bytes, and decoding goes on to the end "
+            "(exit 1 if any). Pipes and /dev/stdin work as the input file."
         )
 
 
@@ -84,7 +88,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _b64(value: object) -> bytes:
     if isinstance(value, bytes):
-        raise ValueError("the line is not a JSON record")
+        raise ValueError("the line is not JSON")
     if not isinstance(value, str):
         raise ValueError("data must be a base64 string")
     return base64.b64decode(value, validate=True)
@@ -103,8 +107,8 @@ def _firehose_records(doc: dict[str, Any]) -> Iterator[tuple[object, str, str]]:
         yield record.get("data"), str(meta.get("shardId", "")), str(meta.get("sequenceNumber", ""))
 
 
-def _line_records(first: bytes, rest: BinaryIO) -> Iterator[tuple[object, str, str]]:
-    for number, line in enumerate(itertools.chain([first], rest), start=1):
+def _line_records(lines: Iterable[bytes]) -> Iterator[tuple[object, str, str]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -119,29 +123,33 @@ def _line_records(first: bytes, rest: BinaryIO) -> Iterator[tuple[object, str, s
 def _records(stream: BinaryIO) -> Iterator[tuple[object, str, str]]:
     """(base64 data, shard id, sequence number or line label) for each input record, whatever the shape.
 
-    A record line that is not JSON comes back with its raw bytes as ``data``, to be reported, not dropped.
+    A record line that is not JSON comes back with its raw bytes as ``data``, to be reported, not
+    dropped, and the lines after it are still read. Record lines stream; a Lambda or Firehose event
+    (one JSON document, often over several lines) is read whole.
     """
     first = stream.readline()
     while first and not first.strip():
         first = stream.readline()
+    if not first:
+        return
     try:
         doc = orjson.loads(first)
     except orjson.JSONDecodeError:
         doc = None
     if isinstance(doc, dict) and "data" in doc:
-        yield from _line_records(first, stream)
+        yield from _line_records(itertools.chain([first], stream))
         return
     whole = first + stream.read()
     try:
         doc = orjson.loads(whole)
-    except orjson.JSONDecodeError as exc:
-        fail(f"decode: {_EXPECTED}; the input is none of these ({exc})")
+    except orjson.JSONDecodeError:
+        doc = None
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
         yield from _lambda_records(doc)
     elif isinstance(doc, dict) and isinstance(doc.get("records"), list):
         yield from _firehose_records(doc)
-    else:
-        fail(f"decode: {_EXPECTED}")
+    else:  # record lines after all, some of them bad: each is reported, none is dropped
+        yield from _line_records(whole.splitlines(keepends=True))
 
 
 def _error_line(error: DecodeError) -> bytes:
@@ -167,11 +175,8 @@ def _decode(args: argparse.Namespace) -> int:
             try:
                 raw = _b64(data)
             except (ValueError, binascii.Error) as exc:
-                results = [
-                    DecodeError(
-                        f"record data is not base64: {exc}", orjson.dumps(data), shard_id=shard, sequence_number=seq
-                    )
-                ]
+                kept = data if isinstance(data, bytes) else orjson.dumps(data)  # what the line held, whole
+                results = [DecodeError(f"not a record: {exc}", kept, shard_id=shard, sequence_number=seq)]
             else:
                 results = decode_record(raw, shard, seq)
             for result in results:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.cli.args import endpoint_url, fraction, positive_int
 from pipeline.cli.io import Progress, fail, open_input
 from pipeline.codecs import RecordFormat
 from pipeline.events import Event, parse_event
@@ -29,7 +30,7 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--events", type=int, default=10_000, help="generated events to send (default 10000)")
+    source.add_argument("--events", type=positive_int, default=10_000, help="generated events to send (default 10000)")
     source.add_argument(
         "--input", help="send this NDJSON file instead (malformed lines are sent as-is and must become bad rows)"
     )
@@ -39,14 +40,16 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument(
         "--fault-rate",
-        type=float,
+        type=fraction,
         default=0.0,
         help="inject faults at this rate: PutRecords entry failures and throttles, DynamoDB throttles, "
         "handler crashes (default 0)",
     )
     parser.add_argument("--state-dir", default=".pipeline", help="emulator record, logs, stack outputs")
     parser.add_argument(
-        "--endpoint-url", help="use the emulator at this URL instead of starting (or reusing) the recorded one"
+        "--endpoint-url",
+        type=endpoint_url,
+        help="use the emulator at this URL instead of starting (or reusing) the recorded one",
     )
     parser.add_argument("--keep", action="store_true", help="leave the stack (and a newly started emulator) running")
     parser.add_argument(

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.cli.args import non_negative_int
 from pipeline.cli.io import Progress
 from pipeline.events import Event
 from pipeline.generate import generate_events, write_ndjson
@@ -15,7 +16,7 @@ __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("--events", type=int, default=10_000, help="how many events (default 10000)")
+    parser.add_argument("--events", type=non_negative_int, default=10_000, help="how many events (default 10000)")
     parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same events")
     parser.add_argument("--output", "-o", default="-", help="output file (default: standard output)")
     parser.epilog = (
@@ -26,9 +27,6 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.events < 0:
-        print("pipeline generate: --events must be zero or more", file=sys.stderr)
-        return 2
     progress = Progress("generate", args.events)
 
     def counted() -> Iterator[Event]:

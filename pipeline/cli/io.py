@@ -9,9 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-import orjson
-
-from pipeline.events import Event, parse_event
+from pipeline.events import Event, decode_event
 from pipeline.exceptions import EventValidationError
 
 __all__ = ["Progress", "fail", "open_input", "read_events"]
@@ -25,28 +23,35 @@ def fail(message: str) -> NoReturn:
 
 @contextmanager
 def open_input(path: str) -> Iterator[BinaryIO]:
-    """``-`` is standard input; anything else a file, with an error that says which file is missing."""
+    """``-`` is standard input; anything else a path to read: a file, a pipe (``<(...)``, a FIFO) or a
+    device such as ``/dev/stdin``. A missing or unreadable path is a one-line error naming it."""
     if path == "-":
         yield sys.stdin.buffer
         return
     file = Path(path)
-    if not file.is_file():
+    if file.is_dir():
+        fail(f"input is a directory, not a file: {path}")
+    try:
+        handle = file.open("rb")
+    except FileNotFoundError:
         fail(f"input file not found: {path}")
-    with file.open("rb") as handle:
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    with handle:
         yield handle
 
 
 def read_events(stream: BinaryIO, errors: list[str]) -> Iterator[Event]:
     """Valid events from NDJSON; each bad line appends ``line N: reason`` to ``errors`` and is skipped."""
     for number, line in enumerate(stream, start=1):
-        if not line.strip():
+        text = line.strip()
+        if not text:
             continue
         try:
-            yield parse_event(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            errors.append(f"line {number}: invalid JSON: {exc}")
+            yield decode_event(text)
         except EventValidationError as exc:
-            errors.append(f"line {number}: invalid event: {exc}")
+            json_error = exc.field == "$" and exc.reason.startswith("invalid JSON")
+            errors.append(f"line {number}: {exc.reason if json_error else f'invalid event: {exc}'}")
 
 
 class Progress:

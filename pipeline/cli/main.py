@@ -1,7 +1,9 @@
 """``pipeline``: the project's command line. Each command lives in its own module, imported on use.
 
 Exit status: 0 success; 1 the command ran but found bad input or a failed check; 2 usage or
-configuration errors (argparse's convention).
+configuration errors (argparse's convention), and AWS that cannot be reached or refuses us (no
+endpoint, no credentials, access denied, a missing stream). Every such error is one line on stderr
+that says what to do, never a traceback (``-v`` adds debug logs).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NoReturn
 
 __all__ = ["main"]
 
@@ -30,16 +32,23 @@ COMMANDS: Final = {
 }
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``pipeline <command>: <what is wrong> (see ... --help)``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _parser() -> tuple[_Parser, dict[str, _Parser]]:
+    parser = _Parser(
         prog="pipeline",
         description="Serverless event-streaming pipeline: produce, decode and inspect events; run benchmarks.",
         epilog="Run 'pipeline COMMAND --help' for a command's options. "
         "AWS access: --endpoint-url or PIPELINE_ENDPOINT_URL (unset means real AWS).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    subparsers = {}
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    subparsers: dict[str, _Parser] = {}
     for name, (_, summary) in COMMANDS.items():
         subparsers[name] = sub.add_parser(name, help=summary, description=summary)
     return parser, subparsers
@@ -68,6 +77,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        message = _explain(exc)
+        if message is None:
+            raise
+        logging.getLogger(__name__).debug("failure", exc_info=exc)
+        print(f"pipeline {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+def _explain(exc: Exception) -> str | None:
+    """One line for an error a user can fix; ``None`` for a bug (then the traceback is the right report)."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
+    from pipeline.exceptions import PipelineError
+
+    if isinstance(exc, PipelineError):
+        return str(exc)
+    if isinstance(exc, EndpointConnectionError):
+        return f"{exc}: is the emulator running ('pipeline up', 'pipeline status') or the endpoint right?"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return f"{exc}: set AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+    if isinstance(exc, NoRegionError):
+        return f"{exc}: set AWS_REGION or pass --region"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"AWS refused {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}"
+    if isinstance(exc, BotoCoreError):
+        return f"AWS: {exc}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return None
 
 
 if __name__ == "__main__":

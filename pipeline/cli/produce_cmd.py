@@ -8,6 +8,7 @@ import time
 
 import orjson
 
+from pipeline.cli.args import endpoint_url
 from pipeline.cli.io import Progress, open_input, read_events
 from pipeline.codecs import RecordFormat
 from pipeline.exceptions import DeliveryError
@@ -21,6 +22,7 @@ def add_aws_arguments(parser: argparse.ArgumentParser) -> None:
     """``--endpoint-url`` and ``--region``, shared by every command that talks to AWS."""
     parser.add_argument(
         "--endpoint-url",
+        type=endpoint_url,
         help="AWS endpoint, e.g. http://127.0.0.1:4566 for the embedded emulator "
         "(default: PIPELINE_ENDPOINT_URL, else real AWS)",
     )
@@ -56,21 +58,34 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     kinesis = aws_client("kinesis", settings.with_(max_attempts=1))  # the producer owns retries
+    # Fail fast, in one line, when the endpoint, the credentials or the stream are wrong (exit 2), before
+    # the producer spends its retries on them.
+    kinesis.describe_stream_summary(StreamName=args.stream)
     errors: list[str] = []
     undelivered = 0
     started = time.monotonic()
     progress = Progress("produce")
     producer = Producer(args.stream, kinesis, record_format=RecordFormat(args.format))
+
+    def not_delivered(exc: DeliveryError) -> None:
+        nonlocal undelivered
+        undelivered += len(exc.undelivered)
+        errors.append(str(exc))
+        errors.extend(f"  {event_id}: {reason}" for event_id, reason in list(exc.reasons.items())[:10])
+
     try:
         with open_input(args.input) as stream:
             for event in read_events(stream, errors):
-                producer.put(event)
+                try:
+                    producer.put(event)
+                except DeliveryError as exc:  # an earlier background flush: report it, keep going
+                    not_delivered(exc)
                 progress.advance()
-        producer.close()
-    except DeliveryError as exc:
-        undelivered = len(exc.undelivered)
-        errors.append(str(exc))
     finally:
+        try:
+            producer.close()
+        except DeliveryError as exc:
+            not_delivered(exc)
         progress.close()
     elapsed = time.monotonic() - started
     summary = {

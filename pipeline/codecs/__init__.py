@@ -6,7 +6,7 @@ bytes). Writers call :func:`encode_records` (Kinesis limits, shard-aware batchin
 
 from __future__ import annotations
 
-from pipeline.codecs.decode import DecodedEvent, DecodeResult, decode_events, decode_record
+from pipeline.codecs.decode import DecodedEvent, DecodeResult, decode_events, decode_record, decode_records
 from pipeline.codecs.encode import DEFAULT_BATCH_RAW_BYTES, OutputRecord, encode_event, encode_records
 from pipeline.codecs.formats import (
     GZIP_MAGIC,
@@ -33,6 +33,7 @@ __all__ = [
     "deaggregate",
     "decode_events",
     "decode_record",
+    "decode_records",
     "encode_event",
     "encode_records",
 ]

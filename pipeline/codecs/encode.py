@@ -20,12 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
-
 from pipeline.codecs.formats import MAX_RECORD_BYTES, RecordFormat
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.codecs.kpl import AggregateBuilder
-from pipeline.events import Event, event_to_wire
+from pipeline.events import Event
+from pipeline.events.wire import encode_event
 from pipeline.exceptions import RecordTooLargeError
 from pipeline.partitioning import ShardMap, hash_key_for, partition_key_for
 
@@ -34,11 +33,6 @@ __all__ = ["DEFAULT_BATCH_RAW_BYTES", "OutputRecord", "encode_event", "encode_re
 DEFAULT_BATCH_RAW_BYTES: Final = 1024 * 1024
 """Uncompressed NDJSON per gzip batch: ~3,000 events, ~150 KiB gzipped. Bigger buys no density."""
 _MAX_KEY: Final = 256
-
-
-def encode_event(event: Event) -> bytes:
-    """The canonical wire bytes of one event (compact JSON, money as strings, UTC timestamp)."""
-    return orjson.dumps(event_to_wire(event))
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ __all__ = [
     "AggregateBuilder",
     "UserRecord",
     "aggregate",
+    "aggregated_record_class",
     "deaggregate",
     "has_kpl_magic",
     "subrecord_payloads",
@@ -37,18 +38,32 @@ _DIGEST: Final = 16
 _OVERHEAD: Final = len(KPL_MAGIC) + _DIGEST
 
 
-def _load_messages() -> Any:
-    # aws-kinesis-agg's generated messages_pb2 does a top-level ``import config_pb2``; the library
-    # makes that work by putting its own folder on sys.path at import time. Alias the module instead,
-    # so importing this codec leaves sys.path alone.
-    if "config_pb2" not in sys.modules:
-        sys.modules["config_pb2"] = importlib.import_module("aws_kinesis_agg.config_pb2")
-    return importlib.import_module("aws_kinesis_agg.messages_pb2")
+class _Protobuf:
+    """aws-kinesis-agg's generated messages, imported on first use: protobuf costs cold-start time that
+    a consumer reading only JSON and gzip records never needs."""
+
+    def __init__(self) -> None:
+        self._loaded: tuple[Any, type[Exception]] | None = None
+
+    def load(self) -> tuple[Any, type[Exception]]:
+        """``(AggregatedRecord, protobuf DecodeError)``. Thread-safe: a racing double import is harmless."""
+        if self._loaded is None:
+            # The generated messages_pb2 does a top-level ``import config_pb2``; the library makes that
+            # work by putting its own folder on sys.path. Alias the module instead, so sys.path is left alone.
+            if "config_pb2" not in sys.modules:
+                sys.modules["config_pb2"] = importlib.import_module("aws_kinesis_agg.config_pb2")
+            messages = importlib.import_module("aws_kinesis_agg.messages_pb2")
+            error = importlib.import_module("google.protobuf.message").DecodeError
+            self._loaded = (messages.AggregatedRecord, error)
+        return self._loaded
 
 
-_pb: Final = _load_messages()
-_AggregatedRecord: Final = _pb.AggregatedRecord
-_PbDecodeError: Final = importlib.import_module("google.protobuf.message").DecodeError
+_PROTOBUF: Final = _Protobuf()
+
+
+def aggregated_record_class() -> Any:
+    """The protobuf ``AggregatedRecord`` class this codec parses with (imports protobuf on first use)."""
+    return _PROTOBUF.load()[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +87,11 @@ def _parse(data: bytes) -> Any:
     body = data[4:-_DIGEST]
     if hashlib.md5(body).digest() != data[-_DIGEST:]:  # noqa: S324 - MD5 is the format's checksum, not security
         raise DecodeError("KPL aggregate MD5 mismatch (corrupted or truncated record)", data)
-    message = _AggregatedRecord()
+    record_class, parse_error = _PROTOBUF.load()
+    message = record_class()
     try:
         message.ParseFromString(body)
-    except _PbDecodeError as exc:
+    except parse_error as exc:
         raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
     return message
 
@@ -177,7 +193,7 @@ class AggregateBuilder:
 
     def build(self) -> bytes:
         """Serialise the aggregate (magic + protobuf + MD5). The builder keeps its contents."""
-        message = _AggregatedRecord()
+        message = aggregated_record_class()()
         message.partition_key_table.extend(self._keys)
         message.explicit_hash_key_table.extend(self._hash_keys)
         for key_index, hash_index, data in self._records:

@@ -1,28 +1,25 @@
-"""The batch context: what plugins need beyond the events, read once per batch in batch reads.
+"""The batch context: what plugins declare they read (:meth:`Plugin.reads`), read once per batch.
 
-- user segments from the ``users`` entity table, cached per container (segments change rarely; a
-  cached segment is at most one container lifetime old) and fetched only for users not cached;
-- the stored session of every user with activity in the batch (fresh every batch: the session
-  fold must start from the stored state, see ``pipeline.plugins.user_activity``);
-- the claims of every (order_id, status) in the batch (fresh every batch: order deduplication).
+The loader knows no plugin's keys. It asks every plugin for the items its events need, reads the
+fresh ones in one batch read per table and serves the cacheable ones (entity data such as user
+segments) from a per-container LRU cache, reading only the keys it has not seen. A cached item is at
+most one container lifetime old; a missing item is cached as missing too.
 
-Reads go through an :class:`ItemReader` (``BatchGetItem`` with consistent reads, 100 keys a call;
-or the in-memory store in tests), so no event ever causes a network call of its own.
+Reads go through an :class:`ItemReader` (``BatchGetItem`` with consistent reads, 100 keys a call; or
+the in-memory store in tests), so no event ever causes a network call of its own.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
-from pipeline.events import Event, EventType, OrderData
+from pipeline.events import Event
 from pipeline.metrics.effects import ItemKey
-from pipeline.plugins.base import BatchContext, SessionState
-from pipeline.plugins.orders import order_status
+from pipeline.plugins.base import BatchContext, Plugin, PluginSettings, StoredItem
 
-__all__ = ["ContextLoaderFromStore", "ItemReader", "parse_stored_time"]
+__all__ = ["ContextLoaderFromStore", "ItemReader"]
 
 
 class ItemReader(Protocol):
@@ -34,69 +31,63 @@ class ItemReader(Protocol):
         ...
 
 
-def parse_stored_time(value: str) -> datetime:
-    """Stored times are fixed-width UTC strings ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return datetime.fromisoformat(value)
-
-
 class ContextLoaderFromStore:
-    """Builds the :class:`BatchContext` from an :class:`ItemReader`. One per container; not thread-safe."""
+    """Builds the :class:`BatchContext` for ``plugins`` from an :class:`ItemReader`.
 
-    def __init__(self, reader: ItemReader, *, segment_cache_size: int = 100_000) -> None:
+    One per container; not thread-safe. ``cache_size`` bounds the cached (cacheable) items.
+    """
+
+    def __init__(
+        self,
+        reader: ItemReader,
+        plugins: Sequence[Plugin],
+        settings: PluginSettings | None = None,
+        *,
+        cache_size: int = 100_000,
+    ) -> None:
         self._reader = reader
-        self._segments: OrderedDict[str, str | None] = OrderedDict()
-        self._segment_cache_size = segment_cache_size
+        self._plugins = tuple(plugins)
+        self._settings = settings or PluginSettings()
+        self._cache: OrderedDict[tuple[str, ItemKey], StoredItem | None] = OrderedDict()
+        self._cache_size = cache_size
 
     def load(self, events: Sequence[Event]) -> BatchContext:
-        users = sorted({e.user_id for e in events if e.user_id and e.event_type is EventType.USER_ACTIVITY})
-        claims = sorted(
-            {
-                (e.data.order_id, order_status(e.data, e.event_subtype))
-                for e in events
-                if e.event_type is EventType.ORDER_EVENT and isinstance(e.data, OrderData)
-            }
-        )
-        return BatchContext(
-            user_segments=self._user_segments(users),
-            sessions=self._sessions(users),
-            order_claims=self._claims(claims),
-        )
+        """Read what the plugins need for ``events``. Raises TransientError when the store cannot answer."""
+        fresh: dict[str, dict[ItemKey, None]] = {}
+        cached: dict[str, dict[ItemKey, None]] = {}
+        for plugin in self._plugins:
+            mine = [e for e in events if e.event_type in plugin.event_types]
+            if not mine:
+                continue
+            for read in plugin.reads(mine):
+                (cached if read.cacheable else fresh).setdefault(read.table, {})[read.key] = None
+        items: dict[tuple[str, ItemKey], StoredItem] = {}
+        for table, keys in fresh.items():
+            for key, item in self._reader.read(table, list(keys)).items():
+                items[(table, key)] = item
+        for table, keys in cached.items():
+            items.update(self._cached(table, list(keys)))
+        return BatchContext(items, self._settings)
 
-    def _user_segments(self, users: list[str]) -> dict[str, str]:
-        missing = [u for u in users if u not in self._segments]
+    def _cached(self, table: str, keys: list[ItemKey]) -> dict[tuple[str, ItemKey], StoredItem]:
+        out: dict[tuple[str, ItemKey], StoredItem] = {}
+        missing: list[ItemKey] = []
+        for key in keys:
+            ref = (table, key)
+            if ref not in self._cache:
+                missing.append(key)
+                continue
+            self._cache.move_to_end(ref)
+            item = self._cache[ref]
+            if item is not None:
+                out[ref] = item
         if missing:
-            found = self._reader.read("users", [(("user_id", u),) for u in missing])
-            for user in missing:
-                item = found.get((("user_id", user),))
-                segment = item.get("user_segment") if item else None
-                self._segments[user] = segment if isinstance(segment, str) else None
-            while len(self._segments) > self._segment_cache_size:
-                self._segments.popitem(last=False)
-        out = {}
-        for user in users:
-            segment = self._segments.get(user)
-            if segment is not None:
-                out[user] = segment
-        return out
-
-    def _sessions(self, users: list[str]) -> dict[str, SessionState]:
-        if not users:
-            return {}
-        found = self._reader.read("user_sessions", [(("user_id", u),) for u in users])
-        out = {}
-        for key, item in found.items():
-            last, start = item.get("last_activity"), item.get("session_start")
-            if isinstance(last, str) and isinstance(start, str):
-                out[str(key[0][1])] = SessionState(parse_stored_time(last), parse_stored_time(start))
-        return out
-
-    def _claims(self, claims: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        if not claims:
-            return {}
-        found = self._reader.read("order_claims", [(("order_id", o), ("status", s)) for o, s in claims])
-        out = {}
-        for key, item in found.items():
-            event_id = item.get("event_id")
-            if isinstance(event_id, str):
-                out[(str(key[0][1]), str(key[1][1]))] = event_id
+            found = self._reader.read(table, missing)
+            for key in missing:
+                item = found.get(key)
+                self._cache[(table, key)] = item
+                if item is not None:
+                    out[(table, key)] = item
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return out

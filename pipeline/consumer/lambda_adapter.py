@@ -34,8 +34,9 @@ def handle_kinesis_event(
 ) -> dict[str, Any]:
     """Process one invocation; return the ``ReportBatchItemFailures`` response.
 
-    Logs carry the shard and the sequence range; EMF metrics: events, bad rows, duplicates, item
-    writes, API calls, batch latency and iterator age (how far behind the newest record the batch is).
+    Logs carry the shard and the sequence range; EMF metrics: events, bad rows, duplicates within the
+    batch, resends from earlier batches, item writes, API calls, batch latency and iterator age (how far
+    behind the newest record the batch is).
     """
     started = time.monotonic()
     records = records_of(KinesisStreamEvent(raw_event))
@@ -53,6 +54,7 @@ def handle_kinesis_event(
     metrics.add_metric(name="Events", unit=MetricUnit.Count, value=outcome.events)
     metrics.add_metric(name="BadRows", unit=MetricUnit.Count, value=outcome.bad_rows)
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=outcome.duplicates)
+    metrics.add_metric(name="ResentEvents", unit=MetricUnit.Count, value=outcome.resends)
     if outcome.flush is not None:
         metrics.add_metric(name="ItemWrites", unit=MetricUnit.Count, value=outcome.flush.stats.item_writes)
         metrics.add_metric(name="DynamoDBCalls", unit=MetricUnit.Count, value=outcome.flush.stats.api_calls)

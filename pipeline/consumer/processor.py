@@ -8,14 +8,20 @@ per-shard watermarks make their re-delivery harmless. This is why a transient fa
 the batch at exactly one sequence number, instead of Powertools' ``BatchProcessor`` habit of
 processing every record after a failure (which double-counts on the retry).
 
-Records that can never succeed (undecodable bytes, invalid events) are not failures: they become bad
-rows, go to the bad-rows sink, and processing continues. A batch of nothing but bad rows succeeds.
+Only transient AWS errors stop a batch. Everything that can never succeed becomes a bad row (reason
+and raw bytes) and the batch goes on: undecodable bytes, invalid events (decided by the typed
+decoder, store limits included), and any event whose turn into effects fails: a plugin raising on
+it, or an effect no store would take (:func:`~pipeline.metrics.limits.effect_problem`). Such an
+event is taken out and the plugins run again without it, so later events never depend on it.
 
 Timeline of one batch::
 
-    decode all records ─ bad rows ──────────────────────────────┐
-          │                                                     ├─ min(failed positions) -> response
-          └─ dedupe event ids ─ context (1 batch read) ─ plugins ─ writer.flush (PutOnce | counters | messages)
+    decode ─┬─ bad rows ───────────────────────────────────────────────────────┐
+            └─ first of each event id ─ resends out (dedup window) ─ context ─ │
+               plugins (bad events out) ─┬─ bad rows ──────────────────────────┤
+                                         └─ effects ───────────────────────────┤
+      sinks, in order: bad rows (one object per record), dedup entries, metric flush
+                                                     min(first position not persisted) -> response
 
 Not thread-safe: one processor per Lambda container (Lambda runs one invocation at a time in it).
 """
@@ -23,17 +29,19 @@ Not thread-safe: one processor per Lambda container (Lambda runs one invocation 
 from __future__ import annotations
 
 import bisect
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from pipeline.codecs import DecodedEvent, decode_record
+from pipeline.codecs import DecodedEvent, decode_records
 from pipeline.consumer.badrows import BadRow, BadRowSink
-from pipeline.events import Event
+from pipeline.consumer.dedup import EventDeduplicator
+from pipeline.events import DEFAULT_POLICY, Event, ValidationPolicy
 from pipeline.exceptions import DecodeError, TransientError
+from pipeline.metrics.effects import Effect
 from pipeline.metrics.flush import FlushResult
+from pipeline.metrics.limits import effect_problem
 from pipeline.metrics.plan import Positioned
 from pipeline.metrics.positions import encode_position, first_position_of
 from pipeline.plugins.base import BatchContext, Plugin
@@ -68,7 +76,11 @@ class BatchOutcome:
     failed_sequence_number: str | None
     records: int = 0
     events: int = 0
+    """Events counted (first of their id in the batch, not a resend, not a bad row)."""
     duplicates: int = 0
+    """Repeated event ids within the batch."""
+    resends: int = 0
+    """Events already counted in an earlier batch (a producer resend), within the dedup window."""
     bad_rows: int = 0
     effects: int = 0
     reason: str = ""
@@ -83,7 +95,11 @@ class BatchOutcome:
 
 
 class BatchProcessor:
-    """Decode, enrich and write one batch of records from one shard. See the module docstring."""
+    """Decode, enrich and write one batch of records from one shard. See the module docstring.
+
+    ``dedup`` removes resends within its window (``None``: within the batch only). ``policy`` is
+    validation's (the future horizon).
+    """
 
     def __init__(
         self,
@@ -91,14 +107,16 @@ class BatchProcessor:
         writer: MetricWriter,
         context_loader: ContextLoader,
         bad_rows: BadRowSink,
+        dedup: EventDeduplicator | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        policy: ValidationPolicy = DEFAULT_POLICY,
     ) -> None:
         self._plugins = tuple(plugins)
         self._writer = writer
         self._context = context_loader
         self._bad_rows = bad_rows
-        self._clock = clock
+        self._dedup = dedup
+        self._policy = policy
 
     def process(self, records: Sequence[KinesisRecord]) -> BatchOutcome:
         """Process a batch of one shard's records in sequence order; never raises for bad input.
@@ -109,76 +127,159 @@ class BatchProcessor:
             return BatchOutcome(None)
         shard_id = records[0].shard_id
         outcome = BatchOutcome(None, records=len(records))
-        decoded, bad = self._decode(records)
+        arrivals = {r.sequence_number: r.arrival for r in records}
+        decoded: list[DecodedEvent] = []
+        bad: list[BadRow] = []
+        for result in decode_records(records, self._policy):
+            if isinstance(result, DecodeError):
+                bad.append(BadRow.from_error(result, arrivals[result.sequence_number]))
+            else:
+                decoded.append(result)
+        unique = _first_of_each_id(decoded)
+        outcome.duplicates = len(decoded) - len(unique)
+        positions = [encode_position(d.sequence_number, d.sub_sequence_number, d.line) for d in unique]
+        latest = max(r.arrival for r in records)
+        failed: list[str] = []
+        try:
+            kept = self._not_resent(shard_id, unique, positions, latest)
+            outcome.resends = len(unique) - len(kept)
+            context = self._context.load([unique[i].event for i in kept])
+        except TransientError as exc:
+            outcome.reason = f"dedup or context read failed: {exc}"
+            failed.append(first_position_of(records[0].sequence_number))
+            kept, context = [], None
+        effects: list[Positioned] = []
+        if context is not None:
+            effects, rejected = self._effects([(unique[i].event, positions[i]) for i in kept], context)
+            for index, reason in rejected.items():
+                event = unique[kept[index]]
+                bad.append(_bad_row(event, reason, arrivals[event.sequence_number]))
+            kept = [i for number, i in enumerate(kept) if number not in rejected]
         outcome.bad_rows = len(bad)
         outcome.bad_row_reasons = [row.reason for row in bad]
-        unique = _unique(decoded)
-        outcome.events = len(unique)
-        outcome.duplicates = len(decoded) - len(unique)
-        failed: list[str] = []
-
-        bad_failed = self._write_bad_rows(bad)
-        if bad_failed is not None:
-            failed.append(bad_failed)
-            outcome.reason = "bad-rows sink unavailable"
-        try:
-            context = self._context.load([d.event for d in unique])
-        except TransientError as exc:
-            outcome.reason = f"context read failed: {exc}"
-            failed.append(first_position_of(records[0].sequence_number))
-        else:
-            effects = self._effects(unique, context)
-            outcome.effects = len(effects)
+        outcome.events = len(kept)
+        outcome.effects = len(effects)
+        if not self._write(shard_id, bad, [(unique[i].event.event_id, positions[i]) for i in kept], latest):
+            failed.append(first_position_of(records[0].sequence_number))  # nothing flushed: retry it all
+            outcome.reason = outcome.reason or "bad rows or dedup entries not written after retries"
+        if context is not None and not failed:
             outcome.flush = self._writer.flush(shard_id, effects)
             if outcome.flush.failed_from is not None:
                 failed.append(outcome.flush.failed_from)
-                outcome.reason = outcome.reason or "writes not persisted after retries"
+                outcome.reason = "writes not persisted after retries"
         if failed:
             outcome.failed_sequence_number = _record_of(records, min(failed))
         return outcome
 
     # ------------------------------------------------------------------ steps
 
-    @staticmethod
-    def _decode(records: Sequence[KinesisRecord]) -> tuple[list[DecodedEvent], list[BadRow]]:
-        decoded: list[DecodedEvent] = []
-        bad: list[BadRow] = []
-        for record in records:
-            for result in decode_record(record.data, record.shard_id, record.sequence_number):
-                if isinstance(result, DecodeError):
-                    bad.append(BadRow.from_error(result, record.arrival))
-                else:
-                    decoded.append(result)
-        return decoded, bad
+    def _not_resent(
+        self, shard_id: str, unique: list[DecodedEvent], positions: list[str], latest: datetime
+    ) -> list[int]:
+        """Indexes of ``unique`` that are not resends of an event counted in an earlier batch."""
+        if self._dedup is None:
+            return list(range(len(unique)))
+        pairs = [(d.event.event_id, p) for d, p in zip(unique, positions, strict=True)]
+        resent = self._dedup.duplicates(shard_id, pairs, latest)
+        return [i for i in range(len(unique)) if i not in resent]
 
-    def _write_bad_rows(self, bad: list[BadRow]) -> str | None:
-        """Write every bad row; on a transient failure, the position of the first row not written."""
-        if not bad:
-            return None
+    def _write(self, shard_id: str, bad: list[BadRow], counted: list[tuple[str, str]], latest: datetime) -> bool:
+        """Bad rows, then the dedup entries of the counted events; False if either is not persisted."""
         try:
-            self._bad_rows.write(bad)
+            if bad:
+                self._bad_rows.write(bad)
+            if self._dedup is not None and counted:
+                self._dedup.commit(shard_id, counted, latest)
         except TransientError:
-            return min(row.position for row in bad)
+            return False
+        return True
+
+    def _effects(
+        self, events: list[tuple[Event, str]], context: BatchContext
+    ) -> tuple[list[Positioned], dict[int, str]]:
+        """Every plugin's effects for ``events``, and the events that cannot become effects (index -> why).
+
+        An event a plugin raises on, or whose effects break a store limit, is taken out and every
+        plugin runs again without it (plugins are prefix-stable, so later events may depend on it).
+        """
+        rejected: dict[int, str] = {}
+        while True:
+            out: list[Positioned] = []
+            found = False
+            for plugin in self._plugins:
+                mine = [
+                    i for i, (e, _) in enumerate(events) if e.event_type in plugin.event_types and i not in rejected
+                ]
+                if not mine:
+                    continue
+                per_event, problem = _run(plugin, [events[i][0] for i in mine], context)
+                if problem is not None:
+                    rejected[mine[problem[0]]] = problem[1]
+                    found = True
+                    break
+                for index, effects in zip(mine, per_event, strict=True):
+                    position = events[index][1]
+                    out.extend(Positioned(position, effect) for effect in effects)
+            if not found:
+                return out, rejected
+
+
+def _run(
+    plugin: Plugin, events: list[Event], context: BatchContext
+) -> tuple[list[list[Effect]], tuple[int, str] | None]:
+    """The plugin's effects, or the first event it cannot turn into effects (index into ``events``, why)."""
+    try:
+        per_event = plugin.effects(events, context)
+    except Exception as exc:
+        culprit = _first_failing(plugin, events, context)
+        if culprit is None:
+            raise  # fails on the whole batch but on no prefix of it: not one event's fault, a bug
+        return [], (culprit, f"plugin {plugin.name} failed on this event: {type(exc).__name__}: {exc}")
+    if len(per_event) != len(events):
+        raise RuntimeError(f"plugin {plugin.name} returned {len(per_event)} effect lists for {len(events)} events")
+    for index, effects in enumerate(per_event):
+        for effect in effects:
+            problem = effect_problem(effect)
+            if problem is not None:
+                return [], (index, f"its effects cannot be stored ({plugin.name}): {problem}")
+    return per_event, None
+
+
+def _first_failing(plugin: Plugin, events: list[Event], context: BatchContext) -> int | None:
+    """The event whose addition first makes the plugin raise: the last of the shortest failing prefix."""
+    low, high = 1, len(events)  # the whole list fails; find the shortest failing prefix by bisection
+    if not _fails(plugin, events[:high], context):
         return None
-
-    def _effects(self, unique: list[DecodedEvent], context: BatchContext) -> list[Positioned]:
-        out: list[Positioned] = []
-        for plugin in self._plugins:
-            mine = [d for d in unique if d.event.event_type in plugin.event_types]
-            if not mine:
-                continue
-            per_event = plugin.effects([d.event for d in mine], context)
-            if len(per_event) != len(mine):
-                raise RuntimeError(
-                    f"plugin {plugin.name} returned {len(per_event)} effect lists for {len(mine)} events"
-                )
-            for decoded, effects in zip(mine, per_event, strict=True):
-                position = encode_position(decoded.sequence_number, decoded.sub_sequence_number, decoded.line)
-                out.extend(Positioned(position, effect) for effect in effects)
-        return out
+    while low < high:
+        middle = (low + high) // 2
+        if _fails(plugin, events[:middle], context):
+            high = middle
+        else:
+            low = middle + 1
+    return high - 1
 
 
-def _unique(decoded: list[DecodedEvent]) -> list[DecodedEvent]:
+def _fails(plugin: Plugin, events: list[Event], context: BatchContext) -> bool:
+    try:
+        plugin.effects(events, context)
+    except Exception:  # noqa: BLE001 - probing which event a plugin fails on
+        return True
+    return False
+
+
+def _bad_row(decoded: DecodedEvent, reason: str, arrival: datetime) -> BadRow:
+    return BadRow(
+        f"invalid event: {reason}",
+        decoded.raw,
+        decoded.shard_id,
+        decoded.sequence_number,
+        decoded.sub_sequence_number,
+        decoded.line,
+        arrival,
+    )
+
+
+def _first_of_each_id(decoded: list[DecodedEvent]) -> list[DecodedEvent]:
     """First occurrence of each event id, in stream order: a duplicate within the batch counts once."""
     seen: set[str] = set()
     out = []

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.consumer.badrows import S3BadRowSink
+from pipeline.consumer.config import ConsumerConfig
 from pipeline.consumer.context import ContextLoaderFromStore
+from pipeline.consumer.dedup import EventDeduplicator
+from pipeline.consumer.dedup_dynamodb import DynamoDedupStore
 from pipeline.consumer.processor import BatchProcessor
 from pipeline.metrics.tables import Resources
 from pipeline.metrics.writer import DynamoMetricWriter
@@ -36,16 +39,25 @@ def consumer_clients(settings: Settings) -> ConsumerClients:
     )
 
 
-def build_processor(settings: Settings, resources: Resources, clients: ConsumerClients | None = None) -> BatchProcessor:
-    """The production processor: DynamoDB writer and reader, S3 bad rows, every registered plugin.
+def build_processor(
+    settings: Settings,
+    resources: Resources,
+    clients: ConsumerClients | None = None,
+    config: ConsumerConfig | None = None,
+) -> BatchProcessor:
+    """The production processor: DynamoDB writer, reader and dedup store, S3 bad rows, every plugin.
 
     ``clients`` lets a caller keep hold of them (benchmarks count their calls; tests inject faults).
     """
     clients = clients or consumer_clients(settings)
+    config = config or ConsumerConfig()
     writer = DynamoMetricWriter(clients.dynamodb, clients.sqs, resources)
+    dedup = EventDeduplicator(DynamoDedupStore(clients.dynamodb, resources.table("event_dedup")), config.dedup_window)
     return BatchProcessor(
         REGISTRY,
         writer,
-        ContextLoaderFromStore(writer),
+        ContextLoaderFromStore(writer, REGISTRY, config.plugins),
         S3BadRowSink(clients.s3, resources.bad_rows_bucket, resources.bad_rows_prefix),
+        dedup,
+        policy=config.policy,
     )

@@ -28,7 +28,7 @@ def scan_tables(dynamodb: Any, resources: Resources) -> Tables:
     """Every consumer table (not the ``users`` entity table it only reads), keyed like the oracle."""
     out: Tables = {}
     for name, spec in TABLES.items():
-        if name == "users":
+        if not spec.written_by_plugins:
             continue
         items: dict[ItemKey, dict[str, Any]] = {}
         for page in dynamodb.get_paginator("scan").paginate(TableName=resources.table(name), ConsistentRead=True):

@@ -21,20 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from types import MappingProxyType
 from typing import Final
 
 from pipeline.events import Event, EventType, OrderData, ProductViewData, SystemMetricData, UserActivityData
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
-from pipeline.plugins.base import BatchContext
+from pipeline.plugins.base import PluginSettings
 
 __all__ = ["Tables", "apply_effects", "expected_messages", "expected_tables", "messages_of"]
 
 Tables = dict[str, dict[ItemKey, dict[str, Scalar]]]
 _Session = tuple[datetime, datetime]  # (last activity, session start)
 
-_DEFAULTS: Final = BatchContext()
+_DEFAULTS: Final = PluginSettings()
 _NO_SEGMENTS: Final[Mapping[str, str]] = MappingProxyType({})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -50,7 +50,7 @@ def expected_tables(
     """The contents of every table after processing ``events`` in order, from empty tables.
 
     Duplicate event ids count once (the first occurrence). The keyword arguments are the
-    :class:`~pipeline.plugins.base.BatchContext` settings, with the same defaults.
+    :class:`~pipeline.plugins.base.PluginSettings`, with the same defaults.
     """
     stream = _first_occurrences(events)
     tables: Tables = {}
@@ -73,8 +73,8 @@ def expected_messages(events: Iterable[Event]) -> list[dict[str, object]]:
     Each was sent with deduplication id ``body["event_id"]`` and group id ``body["order_id"]``.
     """
     out: list[dict[str, object]] = []
-    for event, order, status in _claimants(_first_occurrences(events)):
-        if status == "completed":
+    for event, order, claim in _claims(_first_occurrences(events)):
+        if claim == "status=completed":
             out.append(
                 {
                     "order_id": order.order_id,
@@ -135,7 +135,8 @@ def _add(item: dict[str, Scalar], name: str, amount: int | Decimal) -> None:
     current = item.get(name, 0)
     if isinstance(current, str):
         raise TypeError(f"cannot add to the string attribute {name!r}")
-    item[name] = current + amount
+    with localcontext(prec=1000):  # exact: never the 28-digit default, whatever the operands
+        item[name] = current + amount
 
 
 def _improves(effect: Extreme, current: Scalar | None) -> bool:
@@ -195,52 +196,72 @@ def _first_occurrences(events: Iterable[Event]) -> list[Event]:
     return out
 
 
-def _claimants(stream: list[Event]) -> list[tuple[Event, OrderData, str]]:
-    """The first event of each (order_id, counted status), with that status."""
-    claimed: set[tuple[str, str]] = set()
-    out = []
+def _status(text: str) -> str:
+    """The counted name of a status, written out from the table in the plugin's documentation."""
+    lowered = text.strip().lower()
+    if lowered in ("complete", "completed", "fulfilled"):
+        return "completed"
+    if lowered in ("canceled", "cancelled"):
+        return "cancelled"
+    return lowered
+
+
+def _claims(stream: list[Event]) -> list[tuple[Event, OrderData, str]]:
+    """Each claim and the event that took it: the first event of each order (claim ``order``) and the
+    first event of each (order, status) (claim ``status=<status>``), in stream order."""
+    taken: set[tuple[str, str]] = set()
+    out: list[tuple[Event, OrderData, str]] = []
     for event in stream:
         if event.event_type is not EventType.ORDER_EVENT or not isinstance(event.data, OrderData):
             continue
-        status = event.data.status.lower()
-        if status not in ("created", "completed", "cancelled"):
-            if (event.event_subtype or "").lower() != "order_created":
-                continue  # a status that counts nothing claims nothing
-            status = "created"
-        if (event.data.order_id, status) not in claimed:
-            claimed.add((event.data.order_id, status))
-            out.append((event, event.data, status))
+        for claim in ("order", f"status={_status(event.data.status)}"):
+            if (event.data.order_id, claim) not in taken:
+                taken.add((event.data.order_id, claim))
+                out.append((event, event.data, claim))
     return out
 
 
 def _order_metrics(stream: list[Event]) -> dict[ItemKey, dict[str, Scalar]]:
     items: dict[ItemKey, dict[str, Scalar]] = {}
-    for event, order, status in _claimants(stream):
-        if status == "created":
+
+    def count(metric_type: str, bucket: str, counters: Mapping[str, int | Decimal]) -> None:
+        key: ItemKey = (("metric_type", metric_type), ("time_bucket", bucket))
+        item = items.setdefault(key, {"metric_type": metric_type, "time_bucket": bucket})
+        for name, amount in counters.items():
+            _add(item, name, amount)
+
+    for event, order, claim in _claims(stream):
+        hour, day = _hour(event.timestamp), _day(event.timestamp)
+        if claim == "order":
             counters: dict[str, int | Decimal] = {
                 "order_count": 1,
                 "total_revenue": order.total_amount,
                 "items_sold": sum(item.quantity for item in order.items),
             }
-        elif status == "completed":
+            count("hourly_orders", hour, counters)
+            count("daily_orders", day, counters)
+            continue
+        status = claim.removeprefix("status=")
+        count("hourly_order_status", f"{hour}#{status}", {"orders": 1})
+        count("daily_order_status", f"{day}#{status}", {"orders": 1})
+        if status == "completed":
             counters = {"completed_orders": 1, "completed_revenue": order.total_amount}
-        else:
+        elif status == "cancelled":
             counters = {"cancelled_orders": 1}
-        for metric_type, bucket in (("hourly_orders", _hour(event.timestamp)), ("daily_orders", _day(event.timestamp))):
-            key: ItemKey = (("metric_type", metric_type), ("time_bucket", bucket))
-            item = items.setdefault(key, {"metric_type": metric_type, "time_bucket": bucket})
-            for name, amount in counters.items():
-                _add(item, name, amount)
+        else:
+            continue
+        count("hourly_orders", hour, counters)
+        count("daily_orders", day, counters)
     return items
 
 
 def _order_claims(stream: list[Event]) -> dict[ItemKey, dict[str, Scalar]]:
     items: dict[ItemKey, dict[str, Scalar]] = {}
-    for event, order, status in _claimants(stream):
-        key: ItemKey = (("order_id", order.order_id), ("status", status))
+    for event, order, claim in _claims(stream):
+        key: ItemKey = (("order_id", order.order_id), ("claim", claim))
         items[key] = {
             "order_id": order.order_id,
-            "status": status,
+            "claim": claim,
             "event_id": event.event_id,
             "claimed_at": _stamp(event.timestamp),
         }

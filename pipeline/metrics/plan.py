@@ -26,6 +26,7 @@ from typing import Literal
 
 from pipeline.exceptions import MetricWriteError
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
+from pipeline.metrics.numbers import Number, add_exact
 
 __all__ = [
     "WATERMARK_PREFIX",
@@ -47,7 +48,6 @@ __all__ = [
     "watermark_attribute",
 ]
 
-Number = int | Decimal
 ItemRef = tuple[str, ItemKey]
 """``(logical table, key)``: one stored item."""
 State = Mapping[str, object]
@@ -184,7 +184,7 @@ def coalesce(effects: Iterable[Positioned]) -> Batch:
         if isinstance(effect, Add):
             amounts = plan.adds.setdefault(position, {})
             for attribute, amount in effect.amounts.items():
-                amounts[attribute] = amounts.get(attribute, 0) + amount
+                amounts[attribute] = add_exact(amounts.get(attribute, 0), amount, f"{effect.table}.{attribute}")
         else:
             _add_extreme(plan, position, effect)
     return batch
@@ -212,7 +212,7 @@ def plan_write(plan: ItemPlan, shard_id: str, state: State | None) -> ItemWrite 
     totals: dict[str, Number] = {}
     for position in pending:
         for attribute, amount in plan.adds[position].items():
-            totals[attribute] = totals.get(attribute, 0) + amount
+            totals[attribute] = add_exact(totals.get(attribute, 0), amount, f"{plan.table}.{attribute}")
     winners = {
         attribute: slot.best()
         for attribute, slot in plan.extremes.items()
@@ -299,7 +299,7 @@ def apply_write(state: State | None, write: ItemWrite) -> dict[str, object]:
         current = after.get(attribute, 0)
         if not isinstance(current, int | Decimal):
             raise MetricWriteError(f"{write.table}.{attribute} holds {type(current).__name__}, not a number")
-        after[attribute] = current + amount
+        after[attribute] = add_exact(current, amount, f"{write.table}.{attribute}")
     after.update(write.sets)
     return after
 

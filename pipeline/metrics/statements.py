@@ -24,23 +24,20 @@ writing, and the writer re-reads. (ministack 1.5.33 also refuses any ``OR`` in a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from decimal import Decimal
 from typing import Any
 
 from pipeline.metrics.effects import ItemKey, Scalar
+from pipeline.metrics.numbers import DYNAMODB_CONTEXT
 from pipeline.metrics.plan import ItemWrite, MetricWriteError
 
 __all__ = [
-    "DYNAMODB_CONTEXT",
     "from_attribute_value",
     "from_attribute_values",
     "item_statement",
     "key_attribute_values",
     "to_attribute_value",
 ]
-
-DYNAMODB_CONTEXT = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
-"""DynamoDB's number type: 38 significant digits; anything that would round is refused, not rounded."""
 
 
 def to_attribute_value(value: Scalar) -> dict[str, Any]:

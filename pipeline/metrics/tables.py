@@ -23,6 +23,8 @@ class TableSpec:
     ttl_attribute: str | None = None
     env: str = ""
     """The environment variable that carries the physical name."""
+    written_by_plugins: bool = True
+    """False for tables the consumer only reads (entities) or keeps for itself (dedup entries)."""
 
 
 TABLES: Mapping[str, TableSpec] = {
@@ -31,8 +33,11 @@ TABLES: Mapping[str, TableSpec] = {
     "user_activities": TableSpec(("user_id", "timestamp"), ttl_attribute="ttl", env="USER_ACTIVITIES_TABLE"),
     "user_sessions": TableSpec(("user_id",), env="USER_SESSIONS_TABLE"),
     "system_metrics": TableSpec(("metric_key", "minute"), env="SYSTEM_METRICS_TABLE"),
-    "order_claims": TableSpec(("order_id", "status"), env="ORDER_CLAIMS_TABLE"),
-    "users": TableSpec(("user_id",), env="USERS_TABLE"),
+    "order_claims": TableSpec(("order_id", "claim"), env="ORDER_CLAIMS_TABLE"),
+    "users": TableSpec(("user_id",), env="USERS_TABLE", written_by_plugins=False),
+    "event_dedup": TableSpec(
+        ("shard", "batch"), ttl_attribute="ttl", env="EVENT_DEDUP_TABLE", written_by_plugins=False
+    ),
 }
 QUEUES: Mapping[str, str] = {"fulfilment": "FULFILMENT_QUEUE_URL"}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from pipeline.events import EventType
-from pipeline.plugins.base import BatchContext, Plugin, SessionState
+from pipeline.plugins.base import BatchContext, Plugin, PluginSettings, Read
 from pipeline.plugins.orders import OrderMetricsPlugin
 from pipeline.plugins.product_views import ProductViewsPlugin
 from pipeline.plugins.system_metrics import SystemMetricsPlugin
@@ -22,8 +22,9 @@ __all__ = [
     "BatchContext",
     "OrderMetricsPlugin",
     "Plugin",
+    "PluginSettings",
     "ProductViewsPlugin",
-    "SessionState",
+    "Read",
     "SystemMetricsPlugin",
     "UserActivityPlugin",
     "plugins_for",

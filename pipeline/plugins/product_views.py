@@ -12,11 +12,11 @@ nothing but event ``i``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pipeline.events import Event, EventType, ProductViewData
 from pipeline.metrics.effects import Add, Effect, Extreme
-from pipeline.plugins.base import BatchContext
+from pipeline.plugins.base import BatchContext, Read
 from pipeline.plugins.timefmt import day_of, hour_of_day, stamp
 
 __all__ = ["ProductViewsPlugin"]
@@ -28,6 +28,10 @@ class ProductViewsPlugin:
     name: str = "product_views"
     version: int = 1
     event_types: frozenset[EventType] = frozenset({EventType.PRODUCT_VIEW})
+
+    def reads(self, events: Sequence[Event]) -> Iterable[Read]:
+        """Nothing: a view's effects depend on the view alone."""
+        return ()
 
     def effects(self, events: Sequence[Event], context: BatchContext) -> list[list[Effect]]:
         """One effect list per event: the counters and ``last_viewed``; ``[]`` for other types."""

@@ -25,23 +25,35 @@ state of the events before the failure, and the retry's fold starts from it. Bec
 backwards in the fold, the stored extreme equals the fold's state after any prefix of the stream, so
 the outcome does not depend on how the stream is cut into batches.
 
-Events without a user id (``None`` or empty: not a valid DynamoDB key) have no effects.
+Validation guarantees every ``user_activity`` a non-empty ``user_id`` (its key). The user's segment
+comes from the ``users`` entity table (a cacheable read: segments change rarely), else the deployment's
+default segment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from pipeline.events import Event, EventType, UserActivityData
 from pipeline.metrics.effects import Effect, Extreme, PutOnce, Scalar
-from pipeline.plugins.base import BatchContext
-from pipeline.plugins.timefmt import epoch_seconds, stamp
+from pipeline.plugins.base import BatchContext, Read
+from pipeline.plugins.timefmt import epoch_seconds, parse_stamp, stamp
 
-__all__ = ["UserActivityPlugin"]
+__all__ = ["UserActivityPlugin", "session_key", "user_key"]
 
 _SECOND: Final = timedelta(seconds=1)
+
+
+def user_key(user_id: str) -> tuple[tuple[str, str], ...]:
+    """The key of a user's entity item (its ``user_segment``)."""
+    return (("user_id", user_id),)
+
+
+def session_key(user_id: str) -> tuple[tuple[str, str], ...]:
+    """The key of a user's stored session."""
+    return (("user_id", user_id),)
 
 
 class UserActivityPlugin:
@@ -51,14 +63,20 @@ class UserActivityPlugin:
     version: int = 1
     event_types: frozenset[EventType] = frozenset({EventType.USER_ACTIVITY})
 
+    def reads(self, events: Sequence[Event]) -> Iterable[Read]:
+        """Each user's segment (cacheable) and stored session (fresh)."""
+        for user in dict.fromkeys(e.user_id for e in events if isinstance(e.data, UserActivityData) and e.user_id):
+            yield Read("users", user_key(user), cacheable=True)
+            yield Read("user_sessions", session_key(user))
+
     def effects(self, events: Sequence[Event], context: BatchContext) -> list[list[Effect]]:
         """One effect list per event: its activity row, and the session extreme if it advanced the session."""
-        stored = context.sessions
-        segments = context.user_segments
-        default_segment = context.default_segment
-        timeout = context.session_timeout
-        keep_for = context.activity_ttl
+        settings = context.settings
+        default_segment = settings.default_segment
+        timeout = settings.session_timeout
+        keep_for = settings.activity_ttl
         sessions: dict[str, tuple[datetime, datetime] | None] = {}  # user -> (last, start), this batch
+        segments: dict[str, str] = {}
         out: list[list[Effect]] = []
         for event in events:
             data = event.data
@@ -72,18 +90,8 @@ class UserActivityPlugin:
             if user in sessions:
                 current = sessions[user]
             else:
-                known = stored.get(user)
-                current = None if known is None else (known.last_activity, known.session_start)
-
-            if current is None:
-                start, duration, advanced = t, 0, True
-            elif t < current[0]:
-                start, duration, advanced = current[1], 0, False
-            elif t - current[0] <= timeout:
-                start, advanced = current[1], True
-                duration = (t - start) // _SECOND
-            else:
-                start, duration, advanced = t, 0, True
+                current = sessions[user] = _stored_session(context, user)
+            start, duration, advanced = _fold(current, t, timeout)
 
             when = stamp(t)
             key_time = f"{when}#{event.event_id}"
@@ -93,13 +101,44 @@ class UserActivityPlugin:
             if data.session_id is not None:
                 item["session_id"] = data.session_id
             item["session_duration"] = duration
-            item["user_segment"] = segments.get(user, default_segment)
+            if user not in segments:
+                segments[user] = _segment(context, user, default_segment)
+            item["user_segment"] = segments[user]
             item["event_id"] = event.event_id
             item["ttl"] = epoch_seconds(t + keep_for)
             effects: list[Effect] = [PutOnce("user_activities", (("user_id", user), ("timestamp", key_time)), item)]
             if advanced:
                 sessions[user] = (t, start)
                 companions = {"session_start": stamp(start)}
-                effects.append(Extreme("user_sessions", (("user_id", user),), "last_activity", when, "max", companions))
+                effects.append(Extreme("user_sessions", session_key(user), "last_activity", when, "max", companions))
             out.append(effects)
         return out
+
+
+def _fold(current: tuple[datetime, datetime] | None, t: datetime, timeout: timedelta) -> tuple[datetime, int, bool]:
+    """One step of the session fold (module docstring): ``(session start, duration, advanced)``."""
+    if current is None:
+        return t, 0, True
+    last, start = current
+    if t < last:
+        return start, 0, False
+    if t - last <= timeout:
+        return start, (t - start) // _SECOND, True
+    return t, 0, True
+
+
+def _segment(context: BatchContext, user: str, default: str) -> str:
+    stored = context.item("users", user_key(user))
+    segment = stored.get("user_segment") if stored else None
+    return segment if isinstance(segment, str) and segment else default
+
+
+def _stored_session(context: BatchContext, user: str) -> tuple[datetime, datetime] | None:
+    """``(last activity, session start)`` as stored before this batch, if the user has a session."""
+    item = context.item("user_sessions", session_key(user))
+    if item is None:
+        return None
+    last, start = item.get("last_activity"), item.get("session_start")
+    if not isinstance(last, str) or not isinstance(start, str):
+        return None
+    return parse_stamp(last), parse_stamp(start)

@@ -40,6 +40,7 @@ from pipeline.events import (
     ProductViewData,
     SystemMetricData,
     UserActivityData,
+    new_event,
 )
 from pipeline.exceptions import TransientError
 from pipeline.local.streams import read_all
@@ -111,7 +112,7 @@ def _activity(i: int, when: datetime, kind: EventType = EventType.USER_ACTIVITY)
         EventType.PRODUCT_VIEW: ProductViewData(f"p-{i % 5}"),
         EventType.SYSTEM_METRIC: SystemMetricData("cpu", Decimal(i % 100), "Percent", {"host": "h-1"}),
     }
-    return Event(f"a-{i:05d}", kind, 1, when, "web", payloads[kind], f"u-{i % 13}")
+    return new_event(event_id=f"a-{i:05d}", timestamp=when, source="web", data=payloads[kind], user_id=f"u-{i % 13}")
 
 
 def _keys(s3: S3Client, bucket: str, prefix: str = "") -> list[str]:
@@ -154,7 +155,7 @@ def test_records_read_from_a_real_stream_round_trip(
     emulator: Settings, kinesis_stream: str, bucket: str, s3: S3Client
 ) -> None:
     # GIVEN a mixed gzip batch, KPL records and JSON events in an emulator stream
-    batch = [_activity(i, DAY + timedelta(hours=i * 5), list(EventType)[i % 4]) for i in range(60)]
+    batch = [_activity(i, DAY + timedelta(hours=i), list(EventType)[i % 4]) for i in range(60)]
     kinesis: KinesisClient = aws_client("kinesis", emulator)
     for fmt in (RecordFormat.GZIP_BATCH, RecordFormat.KPL, RecordFormat.JSON):
         entries = [r.to_entry() for r in encode_records(batch[:20] if fmt is RecordFormat.JSON else batch, fmt)]

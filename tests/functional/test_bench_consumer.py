@@ -25,7 +25,7 @@ SEED_EVENTS = 200
 TARGETS = {
     "item_writes_vs_floor",
     "api_calls_per_event",
-    "speedup_vs_seed_style",
+    "dedup_write_units_per_event",
     "cpu_us_per_event",
     "handler_import_ratio",
     "handler_import_ratio_xray",
@@ -129,15 +129,26 @@ def test_item_writes_are_at_least_the_floor(report: dict[str, Any]) -> None:
 
 
 def test_the_writer_stats_agree_with_the_wire(report: dict[str, Any]) -> None:
-    # THEN the writer's own counts are a part of what the hooks saw: the batch context's reads come on top
+    # THEN the writer's own counts are a part of what the hooks saw: the batch context's reads and the
+    # dedup window's items (one BatchWriteItem item each) come on top
     project = report["project"]
     writer, wire = project["writer"], project["calls"]
-    assert writer["item_writes"] == wire["item_writes"]
+    assert writer["item_writes"] + report["dedup"]["items"] == wire["item_writes"]
     assert writer["api_calls"] <= project["api_calls"]
     assert writer["reads"] <= wire["item_reads"]
     assert writer["conflicts"] <= wire["statement_errors"]
     if report["verification"]["effects_match"] is not None:  # None: a batch was retried, effects counted twice
         assert project["effects"] == report["floor"]["effects"]
+
+
+def test_the_dedup_window_is_measured(report: dict[str, Any]) -> None:
+    # THEN its items and write units are there, each item a whole number of started kilobytes
+    dedup = report["dedup"]
+    assert dedup["items"] >= EVENTS // BATCH_SIZE
+    assert dedup["write_units"] >= dedup["items"]
+    assert dedup["write_units"] <= dedup["items"] + dedup["bytes"] // 1024 + 1
+    assert dedup["write_units_per_event"] == pytest.approx(dedup["write_units"] / EVENTS)
+    assert dedup["bytes_per_event"] >= 16  # one 16-byte entry per counted event at least
 
 
 def test_cold_start_and_targets_are_reported(report: dict[str, Any]) -> None:

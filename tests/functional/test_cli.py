@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +46,57 @@ def test_encode_then_decode_returns_the_input_events_exactly(ten_thousand: bytes
         assert back.stdout == ten_thousand  # one event per record keeps the input order too
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("encode", "--shards", "0"), b"--shards: must be at least 1", id="zero-shards"),
+        pytest.param(("generate", "--events", "-5"), b"--events: must be zero or more", id="negative-events"),
+        pytest.param(("demo", "--events", "lots"), b"'lots' is not a whole number", id="not-a-number"),
+        pytest.param(("demo", "--fault-rate", "2"), b"between 0 and 1", id="fault-rate-past-one"),
+        pytest.param(("produce", "--stream", "s", "--endpoint-url", "localhost:4566"), b"endpoint URL", id="bad-url"),
+        pytest.param(
+            ("produce", "--stream", "s", "--endpoint-url", "http://127.0.0.1:1"),
+            b"Could not connect to the endpoint URL",
+            id="unreachable-endpoint",
+        ),
+        pytest.param(("decode", "no-such-file.ndjson"), b"input file not found: no-such-file.ndjson", id="no-file"),
+    ],
+)
+def test_a_wrong_argument_or_endpoint_is_one_line_and_exit_2(args: tuple[str, ...], message: bytes) -> None:
+    # GIVEN a command with a wrong argument, file or endpoint WHEN run
+    result = _pipeline(*args, stdin=b"", check=False)
+    # THEN one line on stderr that says what is wrong, exit 2, never a traceback
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert b"Traceback" not in result.stderr
+
+
+def test_missing_credentials_for_real_aws_are_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PIPELINE_ENDPOINT_URL"}
+    env.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run(
+        [str(BIN / "pipeline"), "produce", "--stream", "s", "/dev/null"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert b"set AWS credentials" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_pipes_and_dev_stdin_are_input_files() -> None:
+    events = _pipeline("generate", "--events", "20").stdout
+    records = _pipeline("encode", "/dev/stdin", stdin=events).stdout
+    via_dev_stdin = _pipeline("decode", "/dev/stdin", stdin=records).stdout
+    via_process_substitution = subprocess.run(
+        ["bash", "-c", f"{BIN / 'pipeline'} decode <(cat)"], input=records, capture_output=True, check=True
+    ).stdout
+    assert via_dev_stdin == via_process_substitution == events
+
+
 def test_generate_is_deterministic() -> None:
     first = _pipeline("generate", "--events", "500", "--seed", "3").stdout
     assert first == _pipeline("generate", "--events", "500", "--seed", "3").stdout
@@ -72,10 +124,17 @@ def test_decode_reads_lambda_and_firehose_events_and_reports_each_bad_record(sam
     assert errors[0]["line"] == 1  # the second line of a gzip batch; the first decoded fine
 
 
-def test_decode_rejects_an_unknown_document_with_a_clear_message() -> None:
-    result = _pipeline("decode", stdin=b'{"hello": "world"}\n{"x": 1}', check=False)
-    assert result.returncode == 2
-    assert b"a Lambda Kinesis event or a Firehose event" in result.stderr
+def test_decode_reports_every_line_that_is_not_a_record_and_goes_on() -> None:
+    # GIVEN JSON lines without record data, a line that is not JSON, then a good record
+    good = _pipeline("encode", stdin=_pipeline("generate", "--events", "1").stdout).stdout
+    result = _pipeline("decode", stdin=b'{"hello": "world"}\nnot json\n' + good, check=False)
+    # THEN each bad line is one error line on stderr, the good record is decoded, exit 1, no traceback
+    assert result.returncode == 1
+    errors = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert [e["sequence_number"] for e in errors] == ["line 1", "line 2"]
+    assert all(e["reason"].startswith("not a record") for e in errors)
+    assert len(result.stdout.splitlines()) == 1
+    assert b"Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -140,11 +199,14 @@ def test_produce_publishes_and_prints_a_json_summary(emulator: Settings, kinesis
     assert {"retries", "throttled_calls", "elapsed_s", "events_per_s"} <= summary.keys()
 
 
-def test_produce_to_a_missing_stream_says_what_was_not_delivered() -> None:
-    # GIVEN an endpoint where nothing listens WHEN producing THEN exit 1 and the undelivered count is reported
+@pytest.mark.emulator
+def test_produce_to_a_missing_stream_is_one_line_before_anything_is_sent(emulator: Settings) -> None:
+    # GIVEN a running emulator without that stream WHEN producing
     events = _pipeline("generate", "--events", "5", "--seed", "5").stdout
     result = _pipeline(
-        "produce", "--stream", "nope", "--endpoint-url", "http://127.0.0.1:9", "--json", "-", stdin=events, check=False
+        "produce", "--stream", "nope", "--endpoint-url", str(emulator.endpoint_url), "-", stdin=events, check=False
     )
-    assert result.returncode == 1
-    assert orjson.loads(result.stdout)["undelivered"] == 5
+    # THEN one line naming what AWS refused, exit 2, and the producer spent no retries on it
+    assert result.returncode == 2
+    assert b"ResourceNotFound" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -74,7 +74,7 @@ def _scan(settings: Settings, resources: Resources) -> dict[str, dict[Any, Any]]
     deserializer = TypeDeserializer()
     out: dict[str, dict[Any, Any]] = {}
     for name, spec in TABLES.items():
-        if name == "users":
+        if not spec.written_by_plugins:
             continue
         items = {}
         for page in db.get_paginator("scan").paginate(TableName=resources.table(name), ConsistentRead=True):

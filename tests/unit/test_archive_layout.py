@@ -21,7 +21,7 @@ from pipeline.archive.layout import (
     parse_key,
     split_object_name,
 )
-from pipeline.events import Event, EventType, UserActivityData
+from pipeline.events import Event, EventType, UserActivityData, new_event
 from tests.strategies import events
 
 WHEN = datetime(2026, 11, 24, 23, 5, 9, tzinfo=UTC)
@@ -32,7 +32,7 @@ names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, 
 def test_the_partition_is_the_event_type_and_its_utc_date() -> None:
     # GIVEN an event stamped 23:30 at UTC-05:00, which is 04:30 the next day in UTC
     late = datetime(2026, 11, 24, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
-    event = Event("e", EventType.USER_ACTIVITY, 1, late, "web", UserActivityData("click"))
+    event = new_event(event_id="e", timestamp=late, source="web", data=UserActivityData("click"), user_id="u")
     # THEN it is archived under the UTC date
     partition = Partition.of(event)
     assert partition == Partition(date(2026, 11, 25), EventType.USER_ACTIVITY)

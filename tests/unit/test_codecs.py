@@ -18,7 +18,7 @@ from pipeline.codecs import (
     encode_records,
 )
 from pipeline.codecs.gzipcodec import gzip_bytes
-from pipeline.events import Event, EventType, ProductViewData
+from pipeline.events import Event, ProductViewData, new_event
 from pipeline.exceptions import DecodeError, RecordTooLargeError
 from pipeline.partitioning import ShardMap, hash_key_for, partition_key_for
 from tests.strategies import events
@@ -27,14 +27,12 @@ FORMATS = [pytest.param(f, id=f.value) for f in RecordFormat]
 
 
 def _view(i: int, user: str, referrer: str | None = None) -> Event:
-    return Event(
-        f"e-{i}",
-        EventType.PRODUCT_VIEW,
-        1,
-        datetime(2026, 11, 24, tzinfo=UTC) + timedelta(seconds=i),
-        "web",
-        ProductViewData("p-1", referrer),
-        user,
+    return new_event(
+        event_id=f"e-{i}",
+        timestamp=datetime(2026, 11, 24, tzinfo=UTC) + timedelta(seconds=i),
+        source="web",
+        data=ProductViewData("p-1", referrer),
+        user_id=user,
     )
 
 

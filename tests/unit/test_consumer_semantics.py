@@ -1,13 +1,16 @@
-"""The consumer under Lambda's semantics: whatever the retries, crashes and re-deliveries, exact tables.
+"""The consumer under Lambda's semantics: whatever the retries, crashes, re-deliveries and producer
+resends, exact tables.
 
 A reference model of the Kinesis event source mapping (``pipeline.local.esm``) drives the real
-handler code (``handle_kinesis_event`` -> ``BatchProcessor`` -> plugins -> the writer engine) on the
-in-memory store, which decides each write the way DynamoDB decides a PartiQL statement. The oracle
-(``pipeline.metrics.oracle``) computes the tables straight from the unique events.
+handler code (``handle_kinesis_event`` -> ``BatchProcessor`` -> dedup -> plugins -> the writer engine)
+on in-memory stores, which decide each write the way DynamoDB decides a PartiQL statement. The oracle
+(``pipeline.metrics.oracle``) computes the tables straight from the unique events; it shares no code
+with the plugins.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,14 +20,12 @@ from hypothesis import strategies as st
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.consumer.badrows import MemoryBadRowSink
-from pipeline.consumer.context import ContextLoaderFromStore
-from pipeline.consumer.processor import BatchProcessor
+from pipeline.events import DEFAULT_POLICY
 from pipeline.generate import generate_events
 from pipeline.local.esm import EsmSettings, ShardDriver, StreamRecord, lambda_event
-from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore
+from pipeline.metrics.memory import MemoryStore
 from pipeline.metrics.oracle import expected_messages, expected_tables
-from pipeline.plugins import REGISTRY
-from tests.consumer_harness import FaultPlan, build_shards, lambda_handler, stream_arn
+from tests.consumer_harness import FaultPlan, build_shards, lambda_handler, memory_consumer, stream_arn
 from tests.unit.test_decode_fuzz import hostile_records
 
 JUNK = [
@@ -44,34 +45,36 @@ def _run(
     junk: list[tuple[int, bytes]],
     plan: FaultPlan,
     segments: dict[str, str],
+    resends: list[tuple[int, int]] = [],  # noqa: B006 - never mutated
 ) -> tuple[MemoryStore, MemoryBadRowSink]:
     store = MemoryStore()
     for user, segment in segments.items():
         store.put("users", (("user_id", user),), {"user_id": user, "user_segment": segment})
-    writer = MemoryMetricWriter(store, fails=plan.transient, max_rounds=3)
-    sink = MemoryBadRowSink()
-    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
-    inner = lambda_handler(processor)
+    consumer = memory_consumer(store, fails=plan.transient, max_rounds=3)
+    inner = lambda_handler(consumer.processor)
     invocations = 0
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal invocations
         invocations += 1
         if invocations in plan.new_container:
-            writer.forget()
+            consumer.new_container()
         if invocations in plan.crashes:
-            writer.crash_after_writes = plan.crashes[invocations]
+            consumer.writer.crash_after_writes = plan.crashes[invocations]
+        if invocations in plan.dedup_failures:
+            consumer.dedup_store.fail_next = 1
         response = inner(event, context)
-        writer.crash_after_writes = None
+        consumer.writer.crash_after_writes = None
+        consumer.dedup_store.fail_next = 0
         if invocations in plan.crash_after_return:
             raise RuntimeError("the container died after its writes, before answering")
         return response
 
     esm = EsmSettings(batch_size=batch_size, bisect_on_error=True, maximum_retry_attempts=-1)
-    for records in build_shards(events, fmt, shards, junk).values():
+    for records in build_shards(events, fmt, shards, junk, resends).values():
         driver = ShardDriver(handler, esm, stream_arn=stream_arn, redeliver=plan.next_redelivery, max_invocations=5_000)
         driver.drain(records)
-    return store, sink
+    return store, consumer.sink
 
 
 @st.composite
@@ -84,6 +87,7 @@ def fault_plans(draw: st.DrawFn) -> FaultPlan:
         transient_rate=draw(st.sampled_from([0.0, 0.1, 0.3])),
         transient_budget=draw(st.integers(0, 25)),
         new_container=frozenset(draw(st.lists(invocations, max_size=3))),
+        dedup_failures=frozenset(draw(st.lists(invocations, max_size=2))),
         seed=draw(st.integers(0, 2**16)),
     )
 
@@ -95,6 +99,7 @@ def fault_plans(draw: st.DrawFn) -> FaultPlan:
     shards=st.integers(1, 3),
     batch_size=st.integers(1, 40),
     junk=st.lists(st.tuples(st.integers(0, 200), st.sampled_from(JUNK)), max_size=3),
+    resends=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 60)), max_size=4),
     plan=fault_plans(),
     segmented=st.booleans(),
 )
@@ -106,15 +111,17 @@ def test_tables_equal_the_oracle_whatever_lambda_does(
     shards: int,
     batch_size: int,
     junk: list[tuple[int, bytes]],
+    resends: list[tuple[int, int]],
     plan: FaultPlan,
     segmented: bool,
 ) -> None:
     # GIVEN a random event mix, format, batching and fault plan (throttles on any write, crashes before,
-    # between or after writes, lost answers, duplicate deliveries, new containers)
+    # between or after writes, lost answers, duplicate deliveries, new containers, dedup store
+    # failures), with producer resends of earlier records later in their shard
     events = list(generate_events(n, seed))
     segments = {e.user_id: "vip" for e in events[::3] if e.user_id} if segmented else {}
     # WHEN Lambda's event source mapping drives the consumer to the end of every shard
-    store, sink = _run(events, fmt, shards, batch_size, junk, plan, segments)
+    store, sink = _run(events, fmt, shards, batch_size, junk, plan, segments, resends)
     # THEN every table equals the oracle computed from the unique events, each fulfilment message is
     # there once, and every bad record is in the sink with its raw bytes
     tables = store.tables()
@@ -123,7 +130,7 @@ def test_tables_equal_the_oracle_whatever_lambda_does(
     sent = sorted(m.dedup_id for m in store.messages("fulfilment"))
     assert sent == sorted(str(m["event_id"]) for m in expected_messages(events))
     assert len(sink.rows) == len(junk)
-    assert sorted(r.raw for r in sink.rows.values()) == sorted(data for _, data in junk)
+    assert sorted(r.raw for r in sink.rows) == sorted(data for _, data in junk)
 
 
 def test_duplicate_event_ids_in_one_batch_count_once() -> None:
@@ -136,25 +143,22 @@ def test_duplicate_event_ids_in_one_batch_count_once() -> None:
 
 
 def test_a_batch_of_only_bad_records_succeeds_and_keeps_every_byte() -> None:
-    store = MemoryStore()
-    writer = MemoryMetricWriter(store)
-    sink = MemoryBadRowSink()
-    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
+    consumer = memory_consumer()
+    processor, sink = consumer.processor, consumer.sink
     junk = [(i, data) for i, data in enumerate(JUNK)]
     records = build_shards([], RecordFormat.JSON, 1, junk)["shardId-000000000000"]
     driver = ShardDriver(lambda_handler(processor), EsmSettings(batch_size=100), stream_arn=stream_arn)
     driver.drain(records)
     assert driver.stats.invocations == 1
     assert driver.stats.function_errors == driver.stats.partial_failures == 0
-    assert sorted(r.raw for r in sink.rows.values()) == sorted(JUNK)
-    assert all(r.reason for r in sink.rows.values())
+    assert sorted(r.raw for r in sink.rows) == sorted(JUNK)
+    assert all(r.reason for r in sink.rows)
 
 
 def test_a_transient_failure_reports_exactly_one_sequence_number() -> None:
     # GIVEN every write throttled, so the flush cannot persist anything
-    store = MemoryStore()
-    writer = MemoryMetricWriter(store, fails=lambda _ref: True, max_rounds=2)
-    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), MemoryBadRowSink())
+    consumer = memory_consumer(fails=lambda _ref: True, max_rounds=2)
+    store, processor = consumer.store, consumer.processor
     records = build_shards(list(generate_events(30, 1)), RecordFormat.JSON, 1)["shardId-000000000000"]
     # WHEN one batch is handled
     response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
@@ -173,7 +177,7 @@ def test_one_million_bytes_of_junk_goes_to_the_sink_whole(fmt: RecordFormat) -> 
     events = list(generate_events(20, 2))
     store, sink = _run(events, fmt, 1, 5, junk, FaultPlan(), {})
     assert store.tables() == expected_tables(events)
-    (row,) = sink.rows.values()
+    (row,) = sink.rows
     assert row.raw == junk[0][1]
 
 
@@ -185,27 +189,18 @@ def test_the_fuzz_corpus_ends_in_the_sink_and_never_fails_a_batch(corpus: list[b
         StreamRecord("shardId-000000000000", f"{i + 1:030d}", "k", data, 1_795_500_000.0)
         for i, data in enumerate(corpus)
     ]
-    store = MemoryStore()
-    writer = MemoryMetricWriter(store)
-    sink = MemoryBadRowSink()
-    processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer), sink)
+    consumer = memory_consumer()
+    store, sink = consumer.store, consumer.sink
+    processor = consumer.processor
     # WHEN the handler takes the batch
     response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
     # THEN the batch succeeds, every undecodable unit is a bad row with its exact bytes, and the
     # valid events among the junk were counted
     assert response == {"batchItemFailures": []}
-    expected_bad = sorted(
-        r.raw
-        for rec in records
-        for r in decode_record(rec.data, rec.shard_id, rec.sequence_number)
-        if not isinstance(r, DecodedEvent)
-    )
-    assert sorted(row.raw for row in sink.rows.values()) == expected_bad
-    valid = [
-        r.event
-        for rec in records
-        for r in decode_record(rec.data, rec.shard_id, rec.sequence_number)
-        if isinstance(r, DecodedEvent)
-    ]
+    not_after = DEFAULT_POLICY.not_after(datetime.fromtimestamp(1_795_500_000.0, UTC))
+    decoded = [r for rec in records for r in decode_record(rec.data, rec.shard_id, rec.sequence_number, not_after)]
+    expected_bad = sorted(r.raw for r in decoded if not isinstance(r, DecodedEvent))
+    assert sorted(row.raw for row in sink.rows) == expected_bad
+    valid = [r.event for r in decoded if isinstance(r, DecodedEvent)]
     tables = store.tables()
     assert tables == expected_tables(valid)

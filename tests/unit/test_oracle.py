@@ -10,22 +10,15 @@ import pytest
 from pipeline.events import (
     Event,
     EventData,
-    EventType,
     OrderData,
     OrderItem,
     ProductViewData,
     SystemMetricData,
     UserActivityData,
+    new_event,
 )
 from pipeline.metrics.effects import Add, Effect, Extreme, Message, PutOnce
 from pipeline.metrics.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
-
-_TYPES = {
-    OrderData: EventType.ORDER_EVENT,
-    ProductViewData: EventType.PRODUCT_VIEW,
-    UserActivityData: EventType.USER_ACTIVITY,
-    SystemMetricData: EventType.SYSTEM_METRIC,
-}
 
 
 def _at(hour: int, minute: int, second: int = 0, micro: int = 0) -> datetime:
@@ -33,7 +26,7 @@ def _at(hour: int, minute: int, second: int = 0, micro: int = 0) -> datetime:
 
 
 def _event(event_id: str, at: datetime, data: EventData, user_id: str | None = "u-1") -> Event:
-    return Event(event_id, _TYPES[type(data)], 1, at, "web", data, user_id, None)
+    return new_event(event_id=event_id, timestamp=at, source="web", data=data, user_id=user_id)
 
 
 def _order(order_id: str, status: str, total: str, *quantities: int) -> OrderData:
@@ -44,66 +37,78 @@ def _order(order_id: str, status: str, total: str, *quantities: int) -> OrderDat
 # --------------------------------------------------------------------------- orders
 
 
-def test_three_orders_in_two_hours() -> None:
-    # GIVEN o-1 and o-2 created in hour 10, o-1 completed in hour 11, a re-sent o-1 creation under a
-    # new event id, and an event delivered twice
+def _bucket(metric_type: str, bucket: str, **counters: int | Decimal) -> tuple[object, dict[str, object]]:
+    key = (("metric_type", metric_type), ("time_bucket", bucket))
+    return key, {"metric_type": metric_type, "time_bucket": bucket, **counters}
+
+
+def test_orders_count_once_at_their_first_event_and_each_status_once() -> None:
+    # GIVEN o-1 placed ("pending", the source design's first status) in hour 10 and completed in hour
+    # 11 (written "Fulfilled"), o-2 created in hour 10 and shipped in hour 11, an event delivered
+    # twice, a re-sent o-1 completion under a new event id, and o-3 first seen when it is cancelled
     stream = [
-        _event("e-1", _at(10, 15), _order("o-1", "created", "59.97", 2, 1)),
+        _event("e-1", _at(10, 15), _order("o-1", "pending", "59.97", 2, 1)),
         _event("e-2", _at(10, 45), _order("o-2", "Created", "10.00", 1)),
-        _event("e-1", _at(10, 46), _order("o-1", "created", "59.97", 2, 1)),
-        _event("e-3", _at(11, 5), _order("o-1", "completed", "59.97", 2, 1)),
-        _event("e-4", _at(11, 30), _order("o-1", "created", "59.97", 2, 1)),
+        _event("e-1", _at(10, 46), _order("o-1", "pending", "59.97", 2, 1)),
+        _event("e-3", _at(11, 5), _order("o-1", "Fulfilled", "59.97", 2, 1)),
+        _event("e-4", _at(11, 30), _order("o-1", "completed", "59.97", 2, 1)),
         _event("e-5", _at(11, 40), _order("o-2", "shipped", "10.00", 1)),
+        _event("e-6", _at(11, 50), _order("o-3", "canceled", "7.50", 3)),
     ]
     # WHEN the oracle computes the tables
     tables = expected_tables(stream)
-    # THEN each (order, status) counts once, in the hour and day of its first event, exactly
-    assert tables["order_metrics"] == {
-        (("metric_type", "hourly_orders"), ("time_bucket", "2026-11-24#10")): {
-            "metric_type": "hourly_orders",
-            "time_bucket": "2026-11-24#10",
-            "order_count": 2,
-            "total_revenue": Decimal("69.97"),
-            "items_sold": 4,
-        },
-        (("metric_type", "hourly_orders"), ("time_bucket", "2026-11-24#11")): {
-            "metric_type": "hourly_orders",
-            "time_bucket": "2026-11-24#11",
-            "completed_orders": 1,
-            "completed_revenue": Decimal("59.97"),
-        },
-        (("metric_type", "daily_orders"), ("time_bucket", "2026-11-24")): {
-            "metric_type": "daily_orders",
-            "time_bucket": "2026-11-24",
-            "order_count": 2,
-            "total_revenue": Decimal("69.97"),
-            "items_sold": 4,
-            "completed_orders": 1,
-            "completed_revenue": Decimal("59.97"),
-        },
+    # THEN every order counts once, in the hour of its first event, whatever that event's status;
+    # completions and cancellations count once each, under the synonyms; every status has its items
+    assert tables["order_metrics"] == dict(
+        [
+            _bucket("hourly_orders", "2026-11-24#10", order_count=2, total_revenue=Decimal("69.97"), items_sold=4),
+            _bucket(
+                "hourly_orders",
+                "2026-11-24#11",
+                completed_orders=1,
+                completed_revenue=Decimal("59.97"),
+                order_count=1,
+                total_revenue=Decimal("7.50"),
+                items_sold=3,
+                cancelled_orders=1,
+            ),
+            _bucket(
+                "daily_orders",
+                "2026-11-24",
+                order_count=3,
+                total_revenue=Decimal("77.47"),
+                items_sold=7,
+                completed_orders=1,
+                completed_revenue=Decimal("59.97"),
+                cancelled_orders=1,
+            ),
+            _bucket("hourly_order_status", "2026-11-24#10#pending", orders=1),
+            _bucket("hourly_order_status", "2026-11-24#10#created", orders=1),
+            _bucket("hourly_order_status", "2026-11-24#11#completed", orders=1),
+            _bucket("hourly_order_status", "2026-11-24#11#shipped", orders=1),
+            _bucket("hourly_order_status", "2026-11-24#11#cancelled", orders=1),
+            _bucket("daily_order_status", "2026-11-24#pending", orders=1),
+            _bucket("daily_order_status", "2026-11-24#created", orders=1),
+            _bucket("daily_order_status", "2026-11-24#completed", orders=1),
+            _bucket("daily_order_status", "2026-11-24#shipped", orders=1),
+            _bucket("daily_order_status", "2026-11-24#cancelled", orders=1),
+        ]
+    )
+    # AND the claims name the counting event: one per order, one per (order, status)
+    claims = {
+        (dict(key)["order_id"], dict(key)["claim"]): item["event_id"] for key, item in tables["order_claims"].items()
     }
-    # AND the claims name the counting event; a status that counts nothing claims nothing
-    assert tables["order_claims"] == {
-        (("order_id", "o-1"), ("status", "created")): {
-            "order_id": "o-1",
-            "status": "created",
-            "event_id": "e-1",
-            "claimed_at": "2026-11-24T10:15:00.000000Z",
-        },
-        (("order_id", "o-2"), ("status", "created")): {
-            "order_id": "o-2",
-            "status": "created",
-            "event_id": "e-2",
-            "claimed_at": "2026-11-24T10:45:00.000000Z",
-        },
-        (("order_id", "o-1"), ("status", "completed")): {
-            "order_id": "o-1",
-            "status": "completed",
-            "event_id": "e-3",
-            "claimed_at": "2026-11-24T11:05:00.000000Z",
-        },
+    assert claims == {
+        ("o-1", "order"): "e-1",
+        ("o-1", "status=pending"): "e-1",
+        ("o-2", "order"): "e-2",
+        ("o-2", "status=created"): "e-2",
+        ("o-1", "status=completed"): "e-3",
+        ("o-2", "status=shipped"): "e-5",
+        ("o-3", "order"): "e-6",
+        ("o-3", "status=cancelled"): "e-6",
     }
-    # AND the completed order is the one fulfilment message
+    # AND the completed order is the one fulfilment message, from its first completion
     assert expected_messages(stream) == [
         {
             "order_id": "o-1",
@@ -117,14 +122,6 @@ def test_three_orders_in_two_hours() -> None:
             "completed_at": "2026-11-24T11:05:00.000000Z",
         }
     ]
-
-
-def test_an_unresolved_order_subtype_names_the_status() -> None:
-    # GIVEN an order whose payload status is not a counted one but whose subtype says created
-    event = _event("e-1", _at(10, 0), _order("o-1", "pending", "5.00", 1))._replace(event_subtype="order_created")
-    # WHEN the oracle computes THEN it counts and claims as created
-    tables = expected_tables([event])
-    assert set(tables["order_claims"]) == {(("order_id", "o-1"), ("status", "created"))}
 
 
 # --------------------------------------------------------------------------- product views, system metrics

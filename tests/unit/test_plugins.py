@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.consumer.context import ContextLoaderFromStore
 from pipeline.events import (
     Event,
     EventData,
@@ -22,22 +23,21 @@ from pipeline.events import (
     ProductViewData,
     SystemMetricData,
     UserActivityData,
+    new_event,
 )
 from pipeline.generate import generate_events
-from pipeline.metrics.effects import Add, Effect, Extreme, Message, PutOnce
+from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
 from pipeline.metrics.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
 from pipeline.plugins import (
     REGISTRY,
     BatchContext,
     OrderMetricsPlugin,
     ProductViewsPlugin,
-    SessionState,
     SystemMetricsPlugin,
     UserActivityPlugin,
     plugins_for,
 )
-from pipeline.plugins.orders import order_status
-from pipeline.plugins.system_metrics import metric_key
+from pipeline.plugins.orders import claim_key, normalise_status
 from pipeline.plugins.timefmt import (
     STAMP_LENGTH,
     day_bucket,
@@ -50,18 +50,29 @@ from pipeline.plugins.timefmt import (
 from tests.strategies import events, money, shifted, timestamps
 
 T0 = datetime(2026, 11, 24, 10, 15, 0, 250_000, tzinfo=UTC)
-_TYPES = {
-    OrderData: EventType.ORDER_EVENT,
-    ProductViewData: EventType.PRODUCT_VIEW,
-    UserActivityData: EventType.USER_ACTIVITY,
-    SystemMetricData: EventType.SYSTEM_METRIC,
-}
 
 
 def _event(
     data: EventData, at: datetime = T0, event_id: str = "e-1", user_id: str | None = "u-1", subtype: str | None = None
 ) -> Event:
-    return Event(event_id, _TYPES[type(data)], 1, at, "web", data, user_id, subtype)
+    return new_event(event_id=event_id, timestamp=at, source="web", data=data, user_id=user_id, event_subtype=subtype)
+
+
+def _context(
+    *,
+    sessions: dict[str, tuple[datetime, datetime]] | None = None,
+    segments: dict[str, str] | None = None,
+    claims: dict[tuple[str, str], str] | None = None,
+) -> BatchContext:
+    """A context holding these stored items, keyed as the plugins declare them."""
+    items: dict[tuple[str, ItemKey], dict[str, object]] = {}
+    for user, (last, start) in (sessions or {}).items():
+        items[("user_sessions", (("user_id", user),))] = {"last_activity": stamp(last), "session_start": stamp(start)}
+    for user, segment in (segments or {}).items():
+        items[("users", (("user_id", user),))] = {"user_id": user, "user_segment": segment}
+    for (order_id, claim), event_id in (claims or {}).items():
+        items[("order_claims", claim_key(order_id, claim))] = {"event_id": event_id}
+    return BatchContext(items)
 
 
 def _order(order_id: str = "o-1", status: str = "created", total: str = "59.97") -> OrderData:
@@ -192,51 +203,80 @@ _HOURLY = (("metric_type", "hourly_orders"), ("time_bucket", "2026-11-24#10"))
 _DAILY = (("metric_type", "daily_orders"), ("time_bucket", "2026-11-24"))
 
 
-def test_created_order_claims_and_counts_hourly_and_daily() -> None:
-    # GIVEN a created order WHEN the plugin runs
+_STATUS_HOURLY = (("metric_type", "hourly_order_status"), ("time_bucket", "2026-11-24#10#created"))
+_STATUS_DAILY = (("metric_type", "daily_order_status"), ("time_bucket", "2026-11-24#created"))
+
+
+def test_first_order_event_claims_the_order_and_its_status() -> None:
+    # GIVEN an order's first event WHEN the plugin runs
     (effects,) = OrderMetricsPlugin().effects([_event(_order())], BatchContext())
-    # THEN it claims (order, status) and adds the same exact counters to its hour and its day
+    # THEN it claims the order and adds the order's exact counters to its hour and its day
+    stamped = "2026-11-24T10:15:00.250000Z"
     assert effects[0] == PutOnce(
         "order_claims",
-        (("order_id", "o-1"), ("status", "created")),
-        {"order_id": "o-1", "status": "created", "event_id": "e-1", "claimed_at": "2026-11-24T10:15:00.250000Z"},
+        claim_key("o-1", "order"),
+        {"order_id": "o-1", "claim": "order", "event_id": "e-1", "claimed_at": stamped},
     )
     amounts: dict[str, int | Decimal] = {"order_count": 1, "total_revenue": Decimal("59.97"), "items_sold": 3}
-    assert effects[1:] == [Add("order_metrics", _HOURLY, amounts), Add("order_metrics", _DAILY, amounts)]
+    assert effects[1:3] == [Add("order_metrics", _HOURLY, amounts), Add("order_metrics", _DAILY, amounts)]
     assert isinstance(effects[1], Add)
     assert type(effects[1].amounts["total_revenue"]) is Decimal
+    # AND it claims its status and counts it in the status items
+    assert effects[3] == PutOnce(
+        "order_claims",
+        claim_key("o-1", "status=created"),
+        {"order_id": "o-1", "claim": "status=created", "event_id": "e-1", "claimed_at": stamped},
+    )
+    assert effects[4:] == [
+        Add("order_metrics", _STATUS_HOURLY, {"orders": 1}),
+        Add("order_metrics", _STATUS_DAILY, {"orders": 1}),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("status", "subtype", "expected"),
+    ("status", "expected"),
     [
-        pytest.param("CREATED", None, "created", id="status-case-insensitive"),
-        pytest.param("pending", "order_created", "created", id="subtype-names-created"),
-        pytest.param("Completed", "order_created", "completed", id="known-status-wins-over-subtype"),
-        pytest.param("Pending", None, "pending", id="other-status-lowercased"),
+        pytest.param("CREATED", "created", id="lowercased"),
+        pytest.param(" Pending ", "pending", id="trimmed"),
+        pytest.param("complete", "completed", id="complete"),
+        pytest.param("FULFILLED", "completed", id="fulfilled"),
+        pytest.param("Canceled", "cancelled", id="canceled-us"),
+        pytest.param("cancelled", "cancelled", id="cancelled-uk"),
+        pytest.param("shipped", "shipped", id="any-other-status-is-itself"),
     ],
 )
-def test_order_status_is_normalised(status: str, subtype: str | None, expected: str) -> None:
-    # GIVEN a status and subtype WHEN normalised THEN the lowercase status that keys the claim
-    assert order_status(_order(status=status), subtype) == expected
+def test_status_synonyms(status: str, expected: str) -> None:
+    # GIVEN a status as a producer writes it WHEN normalised THEN the name it is counted under
+    assert normalise_status(status) == expected
 
 
 @pytest.mark.parametrize(
     ("status", "amounts"),
     [
         pytest.param("completed", {"completed_orders": 1, "completed_revenue": Decimal("59.97")}, id="completed"),
-        pytest.param("Cancelled", {"cancelled_orders": 1}, id="cancelled"),
+        pytest.param("Fulfilled", {"completed_orders": 1, "completed_revenue": Decimal("59.97")}, id="fulfilled"),
+        pytest.param("Canceled", {"cancelled_orders": 1}, id="cancelled"),
     ],
 )
 def test_resolved_orders_add_their_own_counters(status: str, amounts: dict[str, int | Decimal]) -> None:
-    # GIVEN a completed or cancelled order WHEN the plugin runs THEN only that status's counters
-    (effects,) = OrderMetricsPlugin().effects([_event(_order(status=status))], BatchContext())
-    assert _of(Add, effects) == [Add("order_metrics", _HOURLY, amounts), Add("order_metrics", _DAILY, amounts)]
+    # GIVEN a completion or cancellation of an order already counted (another event holds its claim)
+    context = _context(claims={("o-1", "order"): "e-0"})
+    # WHEN the plugin runs THEN only that status's counters, besides its status items
+    (effects,) = OrderMetricsPlugin().effects([_event(_order(status=status))], context)
+    main = [a for a in _of(Add, effects) if isinstance(a, Add) and a.key in (_HOURLY, _DAILY)]
+    assert main == [Add("order_metrics", _HOURLY, amounts), Add("order_metrics", _DAILY, amounts)]
 
 
-def test_other_statuses_have_no_effects() -> None:
-    # GIVEN an order in a status that counts nothing WHEN the plugin runs THEN no claim, no counter
-    assert OrderMetricsPlugin().effects([_event(_order(status="shipped"))], BatchContext()) == [[]]
+@pytest.mark.parametrize("status", ["pending", "placed", "shipped", "refunded"])
+def test_every_other_status_is_counted_under_its_name(status: str) -> None:
+    # GIVEN an order already counted, in a status with no counter of its own
+    context = _context(claims={("o-1", "order"): "e-0"})
+    # WHEN the plugin runs THEN it is counted in that status's items: no valid event disappears
+    (effects,) = OrderMetricsPlugin().effects([_event(_order(status=status))], context)
+    assert [dict(a.key)["time_bucket"] for a in _of(Add, effects) if isinstance(a, Add)] == [
+        f"2026-11-24#10#{status}",
+        f"2026-11-24#{status}",
+    ]
 
 
 def test_completed_order_sends_one_fulfilment_message_deduplicated_by_event_id() -> None:
@@ -272,7 +312,14 @@ def test_buckets_follow_event_time_in_utc_not_arrival_order() -> None:
     # WHEN the plugin runs
     got = OrderMetricsPlugin().effects([late, offset], BatchContext())
     # THEN each counts in the UTC hour and day of its own event time
-    buckets = [[dict(a.key)["time_bucket"] for a in _of(Add, effects) if isinstance(a, Add)] for effects in got]
+    buckets = [
+        [
+            dict(a.key)["time_bucket"]
+            for a in _of(Add, effects)
+            if isinstance(a, Add) and str(a.key[0][1]).endswith("orders")
+        ]
+        for effects in got
+    ]
     assert buckets == [["2026-11-24#09", "2026-11-24"], ["2026-11-24#20", "2026-11-24"]]
 
 
@@ -284,14 +331,22 @@ def test_money_sums_exactly() -> None:
 
 
 @pytest.mark.parametrize(
-    ("claims", "expected_counted"),
+    ("claims", "expected"),
     [
-        pytest.param({}, [True, False, True], id="within-batch-first-claims"),
-        pytest.param({("o-1", "created"): "e-0"}, [False, False, True], id="claimed-by-another-event"),
-        pytest.param({("o-1", "created"): "e-1"}, [True, False, True], id="claimed-by-itself-is-a-retry"),
+        pytest.param({}, [["order", "status=created"], [], ["status=completed"]], id="within-batch-first-claims"),
+        pytest.param(
+            {("o-1", "order"): "e-0", ("o-1", "status=created"): "e-0"},
+            [[], [], ["status=completed"]],
+            id="claimed-by-another-event",
+        ),
+        pytest.param(
+            {("o-1", "order"): "e-1", ("o-1", "status=created"): "e-1"},
+            [["order", "status=created"], [], ["status=completed"]],
+            id="claimed-by-itself-is-a-retry",
+        ),
     ],
 )
-def test_order_status_counts_once(claims: dict[tuple[str, str], str], expected_counted: list[bool]) -> None:
+def test_orders_and_statuses_count_once(claims: dict[tuple[str, str], str], expected: list[list[str]]) -> None:
     # GIVEN o-1 created twice (different event ids, one in another case), then o-1 completed
     stream = [
         _event(_order(status="created"), event_id="e-1"),
@@ -299,9 +354,12 @@ def test_order_status_counts_once(claims: dict[tuple[str, str], str], expected_c
         _event(_order(status="completed"), event_id="e-3"),
     ]
     # WHEN the plugin runs with these stored claims
-    got = OrderMetricsPlugin().effects(stream, BatchContext(order_claims=claims))
-    # THEN only claimants have effects, and a duplicate has none at all
-    assert [bool(effects) for effects in got] == expected_counted
+    got = OrderMetricsPlugin().effects(stream, _context(claims=claims))
+    # THEN each event takes the claims nobody else holds, and a duplicate has no effects at all
+    assert [
+        [dict(e.key)["claim"] for e in _of(PutOnce, effects) if isinstance(e, PutOnce)] for effects in got
+    ] == expected
+    assert got[1] == []
 
 
 # --------------------------------------------------------------------------- product views
@@ -360,10 +418,10 @@ def test_session_fold(
     session_starts: list[int | None],
 ) -> None:
     # GIVEN a stored session (last, start as minutes from T0) and activities at these minutes
-    sessions = {} if stored is None else {"u-1": SessionState(T0 + stored[0] * _MIN, T0 + stored[1] * _MIN)}
+    sessions = {} if stored is None else {"u-1": (T0 + stored[0] * _MIN, T0 + stored[1] * _MIN)}
     stream = [_activity(T0 + m * _MIN, f"e-{i}") for i, m in enumerate(offsets_minutes)]
     # WHEN the plugin runs
-    got = UserActivityPlugin().effects(stream, BatchContext(sessions=sessions))
+    got = UserActivityPlugin().effects(stream, _context(sessions=sessions))
     # THEN each row carries its duration, and only events that advance the session carry its new state
     assert [_row(effects).item["session_duration"] for effects in got] == durations
     for effects, start, offset in zip(got, session_starts, offsets_minutes, strict=True):
@@ -425,9 +483,7 @@ def test_sessions_measure_real_time_across_a_dst_switch() -> None:
 )
 def test_activity_row(segments: dict[str, str], expected: str) -> None:
     # GIVEN an activity without a page url WHEN the plugin runs
-    (effects,) = UserActivityPlugin().effects(
-        [_activity(T0, "e-1", page_url=None)], BatchContext(user_segments=segments)
-    )
+    (effects,) = UserActivityPlugin().effects([_activity(T0, "e-1", page_url=None)], _context(segments=segments))
     # THEN one put-once row, keyed by stamp and event id, with segment and a 30-day ttl; no page_url
     sort_key = "2026-11-24T10:15:00.250000Z#e-1"
     assert effects[0] == PutOnce(
@@ -450,12 +506,6 @@ def test_activities_in_the_same_microsecond_get_distinct_rows() -> None:
     # GIVEN two activities at the same instant WHEN the plugin runs THEN two distinct row keys
     got = UserActivityPlugin().effects([_activity(T0, "e-1"), _activity(T0, "e-2")], BatchContext())
     assert _row(got[0]).key != _row(got[1]).key
-
-
-@pytest.mark.parametrize("user_id", [pytest.param(None, id="absent"), pytest.param("", id="empty")])
-def test_activity_without_user_has_no_effects(user_id: str | None) -> None:
-    # GIVEN an activity with no usable user id WHEN the plugin runs THEN nothing (no key to write)
-    assert UserActivityPlugin().effects([_activity(T0, "e-1", user_id=user_id)], BatchContext()) == [[]]
 
 
 def test_users_have_independent_sessions() -> None:
@@ -482,12 +532,14 @@ def test_users_have_independent_sessions() -> None:
 )
 def test_metric_key(name: str, dimensions: dict[str, str], expected: str) -> None:
     # GIVEN a metric name and dimensions WHEN keyed THEN the canonical, injective series key
-    assert metric_key(name, dimensions) == expected
+    assert SystemMetricData(name, Decimal(1), "u", dimensions).series_key() == expected
 
 
 def test_escaping_keeps_different_series_apart() -> None:
     # GIVEN two series whose naive keys would collide WHEN keyed THEN different keys
-    assert metric_key("a", {"b": "c,d=e"}) != metric_key("a", {"b": "c", "d": "e"})
+    one = SystemMetricData("a", Decimal(1), "u", {"b": "c,d=e"})
+    two = SystemMetricData("a", Decimal(1), "u", {"b": "c", "d": "e"})
+    assert one.series_key() != two.series_key()
 
 
 def test_system_metric_per_minute_count_sum_max_min() -> None:
@@ -526,25 +578,18 @@ def _run_batch(batch: Sequence[Event], context: BatchContext) -> list[Effect]:
     return out
 
 
-def _context_from_store(tables: Tables, batch: Sequence[Event], segments: dict[str, str]) -> BatchContext:
-    """What the context loader reads: the stored sessions and claims of this batch's users and orders."""
-    users = {e.user_id for e in batch if e.event_type is EventType.USER_ACTIVITY and e.user_id}
-    claims = {(e.data.order_id, order_status(e.data, e.event_subtype)) for e in batch if isinstance(e.data, OrderData)}
-    stored_sessions = tables.get("user_sessions", {})
-    stored_claims = tables.get("order_claims", {})
-    sessions = {}
-    for user in users:
-        item = stored_sessions.get((("user_id", user),))
-        if item is not None:
-            sessions[user] = SessionState(
-                parse_stamp(str(item["last_activity"])), parse_stamp(str(item["session_start"]))
-            )
-    order_claims = {}
-    for order_id, status in claims:
-        claim = stored_claims.get((("order_id", order_id), ("status", status)))
-        if claim is not None:
-            order_claims[(order_id, status)] = str(claim["event_id"])
-    return BatchContext(user_segments=segments, sessions=sessions, order_claims=order_claims)
+class _TablesReader:
+    """The stores the previous batches wrote, read the way the context loader reads DynamoDB."""
+
+    def __init__(self, tables: Tables, segments: dict[str, str]) -> None:
+        self.tables = tables
+        self.users: dict[ItemKey, dict[str, Scalar]] = {
+            (("user_id", u),): {"user_id": u, "user_segment": s} for u, s in segments.items()
+        }
+
+    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, dict[str, object]]:
+        stored = self.users if table == "users" else self.tables.get(table, {})
+        return {key: dict(stored[key]) for key in keys if key in stored}
 
 
 def _in_batches(raw: Sequence[Event], cuts: Sequence[int], segments: dict[str, str]) -> tuple[Tables, list[Effect]]:
@@ -553,9 +598,10 @@ def _in_batches(raw: Sequence[Event], cuts: Sequence[int], segments: dict[str, s
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < len(unique)), len(unique)]
     tables: Tables = {}
     everything: list[Effect] = []
+    loader = ContextLoaderFromStore(_TablesReader(tables, segments), REGISTRY)
     for lo, hi in itertools.pairwise(bounds):
         batch = unique[lo:hi]
-        effects = _run_batch(batch, _context_from_store(tables, batch, segments))
+        effects = _run_batch(batch, loader.load(batch))
         apply_effects(effects, tables)
         everything.extend(effects)
     return tables, everything
@@ -563,7 +609,7 @@ def _in_batches(raw: Sequence[Event], cuts: Sequence[int], segments: dict[str, s
 
 _USERS = ("u-1", "u-2", "u-3")
 _ORDERS = ("o-1", "o-2")
-_STATUSES = ("created", "CREATED", "completed", "Cancelled", "pending")
+_STATUSES = ("created", "CREATED", "completed", "Cancelled", "pending", "Fulfilled", "shipped", "canceled")
 _SUBTYPES = (None, "order_created", "order_completed")
 _PRODUCTS = ("p-1", "p-2")
 
@@ -605,16 +651,15 @@ def _colliding_streams(draw: st.DrawFn) -> list[Event]:
             minutes=5 * draw(st.integers(0, 36)), microseconds=draw(st.sampled_from((0, 0, 1, 999_999)))
         )
         event_id = f"e-{i}" if not stream or draw(st.integers(0, 9)) else stream[-1].event_id
+        user = draw(st.sampled_from(_USERS if isinstance(data, UserActivityData) else (None, *_USERS)))
         stream.append(
-            Event(
-                event_id,
-                _TYPES[type(data)],
-                1,
-                shifted(at, draw(st.integers(-600, 600))),
-                "web",
-                data,
-                draw(st.sampled_from((None, *_USERS))),
-                draw(st.sampled_from(_SUBTYPES)),
+            new_event(
+                event_id=event_id,
+                timestamp=shifted(at, draw(st.integers(-600, 600))),
+                source="web",
+                data=data,
+                user_id=user,
+                event_subtype=draw(st.sampled_from(_SUBTYPES)),
             )
         )
     return stream

@@ -26,8 +26,8 @@ from pipeline.codecs import (
     RecordFormat,
     decode_record,
 )
-from pipeline.events import SCHEMA_VERSION, Event, EventType, UserActivityData
-from pipeline.exceptions import DeliveryError, RecordTooLargeError
+from pipeline.events import Event, UserActivityData, new_event
+from pipeline.exceptions import DeliveryError
 from pipeline.generate import generate_events
 from pipeline.partitioning import HASH_KEY_SPACE, ShardMap, hash_key_for, partition_key_for
 from producers import Producer
@@ -110,15 +110,16 @@ def _events(n: int, seed: int = 1) -> list[Event]:
 
 
 def _activity(i: int, *, url_bytes: int = 20) -> Event:
-    """An event of its own user (a distinct partition key), about ``url_bytes`` bigger than the minimum."""
-    return Event(
+    """An event of its own user (a distinct partition key), about ``url_bytes`` bigger than the minimum
+    (the url in 4-byte characters: a valid url holds at most 8,192 characters, so 32 KiB)."""
+    return new_event(
         event_id=str(uuid.UUID(int=i, version=4)),
-        event_type=EventType.USER_ACTIVITY,
-        schema_version=SCHEMA_VERSION,
         timestamp=datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
         source="web",
         data=UserActivityData(
-            activity_type="page_view", page_url="https://shop.example.com/" + "x" * url_bytes, session_id="s-1"
+            activity_type="page_view",
+            page_url="https://shop.example.com/" + "\U0001f6d2" * (url_bytes // 4) + "x" * (url_bytes % 4),
+            session_id="s-1",
         ),
         user_id=f"u-{i:06d}",
     )
@@ -167,7 +168,7 @@ def _random_failures(rate: float, seed: int) -> Callable[[Entry], bool]:
         pytest.param(RecordFormat.JSON, lambda: _events(2_000), 2, id="json-shared-keys"),
         pytest.param(RecordFormat.JSON, lambda: [_activity(i) for i in range(1_200)], 2, id="json-many-keys"),
         pytest.param(
-            RecordFormat.JSON, lambda: [_activity(i, url_bytes=40_000) for i in range(300)], 2, id="json-big-events"
+            RecordFormat.JSON, lambda: [_activity(i, url_bytes=32_000) for i in range(300)], 2, id="json-big-events"
         ),
         pytest.param(RecordFormat.KPL, lambda: _events(2_000), 8, id="kpl-8-shards"),
         pytest.param(RecordFormat.GZIP_BATCH, lambda: _events(2_000), 8, id="gzip-batch-8-shards"),
@@ -204,9 +205,9 @@ def test_every_call_respects_kinesis_limits_and_carries_one_record_per_ordering_
 
 
 def test_the_limits_are_reached_not_just_respected() -> None:
-    # GIVEN 1,200 small events of distinct keys, then 300 events of ~40 KB of distinct keys
+    # GIVEN 1,200 small events of distinct keys, then 300 events of ~32 KB of distinct keys
     small = [_activity(i) for i in range(1_200)]
-    big = [_activity(10_000 + i, url_bytes=40_000) for i in range(300)]
+    big = [_activity(10_000 + i, url_bytes=32_000) for i in range(300)]
 
     # WHEN each set is sent in one flush by a producer over a healthy stream
     calls: list[list[Entry]] = []
@@ -326,22 +327,39 @@ def test_an_error_that_can_never_succeed_also_lists_records_already_given_up() -
     assert isinstance(raised.value.__cause__, ClientError)
 
 
-def test_an_event_too_large_for_a_record_fails_its_flush_listing_every_event_of_it() -> None:
-    # GIVEN a buffer holding ordinary events and one event past Kinesis' 1 MiB record limit
-    events = [_activity(1), _activity(2, url_bytes=1_100_000), _activity(3)]
+@pytest.mark.parametrize(
+    ("bad", "reason_part"),
+    [
+        pytest.param(_activity(2, url_bytes=1_100_000), "readers accept at most", id="past-a-reader-s-limit"),
+        pytest.param(
+            new_event(
+                event_id="late-clock",
+                timestamp=datetime(2099, 1, 1, tzinfo=UTC),
+                source="web",
+                data=UserActivityData("page_view"),
+                user_id="u-1",
+            ),
+            "future horizon",
+            id="invalid-event",
+        ),
+    ],
+)
+def test_an_event_readers_would_refuse_is_refused_with_its_reason_and_the_rest_delivered(
+    bad: Event, reason_part: str
+) -> None:
+    # GIVEN a buffer holding ordinary events and one event readers would turn into a bad row
+    events = [_activity(1), bad, _activity(3)]
     kinesis = FakeKinesis()
     producer = _producer(kinesis)
     producer.put_many(events)
-
     # WHEN it is flushed
     with pytest.raises(DeliveryError) as raised:
         producer.flush()
-
-    # THEN nothing was sent, every event of the flush is listed (none silently dropped), and the
-    # cause names the event too large
-    assert kinesis.calls == []
-    assert [e.event_id for e in raised.value.undelivered] == [e.event_id for e in events]
-    assert isinstance(raised.value.__cause__, RecordTooLargeError)
+    # THEN the others are delivered, and only the refused one is listed, with its reason
+    assert _ids(kinesis.read()) == _ids([events[0], events[2]])
+    assert [e.event_id for e in raised.value.undelivered] == [bad.event_id]
+    assert reason_part in raised.value.reasons[bad.event_id]
+    assert producer.stats.refused == 1
 
 
 def test_an_ambiguous_read_timeout_is_resent_and_can_duplicate() -> None:
