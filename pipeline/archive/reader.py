@@ -30,15 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any, Final
 
-import orjson
-
 from pipeline.archive.errors import ArchiveFormatError
 from pipeline.archive.layout import EVENTS_ROOT, Partition, parse_key
 from pipeline.codecs.formats import GZIP_MAGIC
-from pipeline.events import Event, EventType, parse_event
+from pipeline.events import Event, EventType, decode_event
+from pipeline.events.limits import LATEST_EVENT_TIME
 from pipeline.exceptions import EventValidationError
 
-__all__ = ["ArchiveObject", "iter_lines", "list_objects", "read_events", "read_object"]
+__all__ = ["ArchiveObject", "iter_lines", "list_objects", "read_archived", "read_events", "read_object"]
 
 _CHUNK: Final = 256 * 1024
 _MAX_LINE: Final = 16 * 1024 * 1024
@@ -176,8 +175,8 @@ def _sort_key(event: Event) -> int:
 
 def _parse(line: bytes, key: str, number: int) -> Event:
     try:
-        return parse_event(orjson.loads(line))
-    except (orjson.JSONDecodeError, EventValidationError) as exc:
+        return decode_event(line, LATEST_EVENT_TIME)  # valid when it arrived: no horizon when read back
+    except EventValidationError as exc:
         raise ArchiveFormatError(f"s3 object {key}, line {number}: not an event: {exc}") from exc
 
 
@@ -194,10 +193,11 @@ def _spill(run: list[tuple[int, int, Event, bytes]]) -> IO[bytes]:
     return spill
 
 
-def _read_spill(spill: IO[bytes], key: str) -> Iterator[tuple[int, Event]]:
+def _read_spill(spill: IO[bytes], key: str) -> Iterator[tuple[int, Event, bytes]]:
     with spill:
         for number, raw in enumerate(spill):
-            yield int(raw[:18]), _parse(raw[19:-1], key, number)
+            line = raw[19:-1]
+            yield int(raw[:18]), _parse(line, key, number), line
 
 
 def read_object(
@@ -210,6 +210,14 @@ def read_object(
     run_events: int = _RUN_EVENTS,
 ) -> Iterator[Event]:
     """The events of one object in event-time order (ties in object order); see the module docstring."""
+    for event, _ in _entries(s3, bucket, key, since, until, run_events):
+        yield event
+
+
+def _entries(
+    s3: Any, bucket: str, key: str, since: datetime | None, until: datetime | None, run_events: int
+) -> Iterator[tuple[Event, bytes]]:
+    """Each event of one object with its line as archived, in event-time order (ties in object order)."""
     since, until = _aware("since", since), _aware("until", until)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     run: list[tuple[int, int, Event, bytes]] = []
@@ -227,13 +235,13 @@ def read_object(
         body.close()
     run.sort(key=lambda item: (item[0], item[1]))
     if not spills:
-        for _, _, event, _ in run:
-            yield event
+        for _, _, event, line in run:
+            yield event, line
         return
-    runs: list[Iterator[tuple[int, Event]]] = [_read_spill(s, key) for s in spills]
-    runs.append(((k, e) for k, _, e, _ in run))
-    for _, event in heapq.merge(*runs, key=lambda item: item[0]):
-        yield event
+    runs: list[Iterator[tuple[int, Event, bytes]]] = [_read_spill(s, key) for s in spills]
+    runs.append(((k, e, line) for k, _, e, line in run))
+    for _, event, line in heapq.merge(*runs, key=lambda item: item[0]):
+        yield event, line
 
 
 def read_events(
@@ -247,5 +255,20 @@ def read_events(
 ) -> Iterator[Event]:
     """Every archived event of ``event_type`` (all when ``None``) with ``since <= timestamp < until``:
     object after object in :func:`list_objects` order, each in event-time order."""
+    for event, _ in read_archived(s3, bucket, event_type=event_type, since=since, until=until, run_events=run_events):
+        yield event
+
+
+def read_archived(
+    s3: Any,
+    bucket: str,
+    *,
+    event_type: EventType | str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    run_events: int = _RUN_EVENTS,
+) -> Iterator[tuple[Event, bytes]]:
+    """:func:`read_events` with each event's line as archived (the JSON its producer sent, unknown
+    fields included): what ``pipeline archive cat`` prints and load replays republish."""
     for item in list_objects(s3, bucket, event_type=event_type, since=since, until=until):
-        yield from read_object(s3, bucket, item.key, since=since, until=until, run_events=run_events)
+        yield from _entries(s3, bucket, item.key, since, until, run_events)

@@ -15,9 +15,8 @@ from datetime import UTC, date, datetime
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.archive.reader import list_objects, read_events
+from pipeline.archive.reader import list_objects, read_archived
 from pipeline.cli.args import endpoint_url
-from pipeline.codecs import encode_event
 from pipeline.events import EventType
 from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings, aws_client
@@ -90,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
                     line = f"{item.dt.isoformat()}  {item.event_type.value:<14} {item.size:>10}  {item.key}".encode()
                 out.write(line + b"\n")
         else:
-            for event in read_events(s3, bucket, event_type=args.type, since=args.since, until=args.until):
-                out.write(encode_event(event) + b"\n")
+            for _, line in read_archived(s3, bucket, event_type=args.type, since=args.since, until=args.until):
+                out.write(line + b"\n")  # as archived: the JSON its producer sent
     except (PipelineError, ClientError, BotoCoreError) as exc:
         out.flush()
         print(f"pipeline archive {args.action}: {exc}", file=sys.stderr)

@@ -18,9 +18,9 @@ from pathlib import Path
 import orjson
 
 from pipeline.cli.args import endpoint_url, fraction, positive_int
-from pipeline.cli.io import Progress, fail, open_input
+from pipeline.cli.io import Progress, open_input
 from pipeline.codecs import RecordFormat
-from pipeline.events import Event, parse_event
+from pipeline.events import Event, decode_event
 from pipeline.exceptions import DeliveryError, EventValidationError
 from pipeline.generate import generate_events
 from pipeline.local.demo_run import DemoRun, DemoSummary
@@ -73,15 +73,13 @@ def _input(args: argparse.Namespace) -> tuple[list[Event], list[bytes]]:
             if not raw.strip():
                 continue
             try:
-                events.append(parse_event(orjson.loads(raw)))
-            except (orjson.JSONDecodeError, EventValidationError):
+                events.append(decode_event(raw.strip()))
+            except EventValidationError:
                 malformed.append(raw)
     return events, malformed
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.fault_rate <= 1.0:
-        fail("--fault-rate must be between 0 and 1")
     events, malformed = _input(args)
     demo = DemoRun(
         Path(args.state_dir),

@@ -52,6 +52,7 @@ from pipeline.exceptions import DecodeError, EventValidationError
 __all__ = ["DecodeResult", "DecodedEvent", "RecordLike", "decode_events", "decode_record", "decode_records"]
 
 _decode: Final = decode_unchecked
+_any_json: Final = msgspec.json.Decoder().decode
 _ERRORS: Final = EVENT_ERRORS
 _UTC: Final = UTC
 _PV: Final = ProductViewEvent
@@ -171,7 +172,9 @@ def _one_value(
     elif payload[:1] == b"{":
         try:
             whole = _decode(payload)
-        except msgspec.ValidationError as exc:  # one JSON value, not an event
+        except msgspec.ValidationError as exc:  # not an event: one JSON value, or NDJSON whose first line is bad
+            if not _single_value(payload):
+                return False
             checked = _reason(exc)
         except msgspec.DecodeError:  # not one JSON value: NDJSON, or junk
             return False
@@ -183,6 +186,15 @@ def _one_value(
         out.append(DecodeError(checked, unit_raw, shard_id=shard, sequence_number=seq, sub_sequence_number=sub))
     else:
         out.append(_Decoded(checked, shard, seq, sub, 0, payload))
+    return True
+
+
+def _single_value(payload: bytes) -> bool:
+    """True when ``payload`` is exactly one JSON value (whatever its shape), not several lines of them."""
+    try:
+        _any_json(payload)
+    except msgspec.DecodeError:
+        return False
     return True
 
 

@@ -129,14 +129,15 @@ def check_event(event: Event, raw: bytes, not_after: datetime) -> Event:
 def order_money_ok(event: Event) -> bool:
     """For an order event: True when the total and every price are certainly valid money (the common
     case, one remainder each). False means "look closer": :func:`check_event` explains, or accepts."""
-    order = cast(OrderData, event.data)
+    order: OrderData = event.data  # type: ignore[assignment]  # the caller checked the type: no cast() call
+    places = _PLACES
     try:
         total = order.total_amount
-        if total % _PLACES or total < _ZERO:
+        if total % places or total.is_signed():
             return False
         for item in order.items:
             price = item.price
-            if price % _PLACES or price < _ZERO:
+            if price % places or price.is_signed():
                 return False
     except ArithmeticError:  # infinite, NaN, or too large for the remainder
         return False

@@ -74,11 +74,13 @@ def differences(actual: Tables, expected: Tables, limit: int = 20) -> list[str]:
 
 
 def bad_rows(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every bad row in the sink, as stored (reason, raw_base64, position, arrival)."""
-    rows = []
+    """Every bad row in the sink, as stored (reason, raw_base64, position, arrival): each object holds
+    one record's rows, one JSON line each."""
+    rows: list[dict[str, Any]] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            rows.append(orjson.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            rows.extend(orjson.loads(line) for line in body.splitlines() if line.strip())
     return rows
 
 

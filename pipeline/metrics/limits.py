@@ -22,7 +22,7 @@ from pipeline.events.limits import (
     DYNAMODB_SORT_KEY_BYTES,
     SQS_MESSAGE_BYTES,
 )
-from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
+from pipeline.metrics.effects import Add, Effect, ItemKey, Message, PutOnce, Scalar
 from pipeline.metrics.numbers import DYNAMODB_CONTEXT
 
 __all__ = ["effect_problem", "value_bytes"]
@@ -32,31 +32,51 @@ _COUNTER_HEADROOM: Final = 4096
 
 
 def value_bytes(value: Scalar) -> int:
-    """What DynamoDB counts for one value."""
-    if isinstance(value, str):
+    """What DynamoDB counts for one value (an upper bound for numbers: 21 bytes holds any of them)."""
+    if type(value) is str:
         return len(value) if value.isascii() else len(value.encode())
-    digits = len(str(abs(value)).replace(".", "").lstrip("0")) if isinstance(value, Decimal) else len(str(abs(value)))
-    return digits // 2 + 2
+    return _NUMBER_BYTES
+
+
+_NUMBER_BYTES: Final = 21
+_INT_LIMIT: Final = 10**38
+_EXPONENTS: Final = range(-130, 126)
+_PARTITION_CHARS: Final = DYNAMODB_PARTITION_KEY_BYTES // 4  # no string this short can pass the limit
+_SORT_CHARS: Final = DYNAMODB_SORT_KEY_BYTES // 4
 
 
 def _key_problem(table: str, key: ItemKey) -> str | None:
     for index, (name, value) in enumerate(key):
-        limit = DYNAMODB_PARTITION_KEY_BYTES if index == 0 else DYNAMODB_SORT_KEY_BYTES
-        if isinstance(value, str) and len(value) * 4 > limit and len(value.encode()) > limit:
-            role = "partition" if index == 0 else "sort"
+        if type(value) is not str or len(value) <= (_SORT_CHARS if index else _PARTITION_CHARS):
+            continue
+        limit = DYNAMODB_SORT_KEY_BYTES if index else DYNAMODB_PARTITION_KEY_BYTES
+        if len(value.encode()) > limit:
+            role = "sort" if index else "partition"
             return f"{table}.{name} is {len(value.encode()):,} bytes; a DynamoDB {role} key holds at most {limit:,}"
     return None
 
 
-def _number_problem(table: str, name: str, value: Scalar) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        return None
-    try:
-        number = DYNAMODB_CONTEXT.create_decimal(value)
-    except ArithmeticError:
-        return f"{table}.{name} = {str(value)[:40]} is not a DynamoDB number (38 digits, magnitude 1E-130 to 1E+126)"
-    if not number.is_finite():
-        return f"{table}.{name} is not a finite number"
+def _number_problem(table: str, name: str, value: object) -> str | None:
+    kind = type(value)
+    if kind is int:
+        if -_INT_LIMIT < value < _INT_LIMIT:  # type: ignore[operator]
+            return None
+    elif kind is Decimal:
+        try:
+            number = DYNAMODB_CONTEXT.create_decimal(value)  # type: ignore[arg-type]
+        except ArithmeticError:
+            number = None
+        if number is not None and number.is_finite() and (not number or number.adjusted() in _EXPONENTS):
+            return None
+    else:
+        return None  # strings are sized, not ranged
+    return f"{table}.{name} = {str(value)[:40]} is not a DynamoDB number (38 digits, magnitude 1E-130 to 1E+126)"
+
+
+def _values_problem(table: str, values: Mapping[str, Scalar]) -> str | None:
+    for name, value in values.items():
+        if type(value) is not str and (problem := _number_problem(table, name, value)) is not None:
+            return problem
     return None
 
 
@@ -65,7 +85,10 @@ def _item_bytes(item: Mapping[str, Scalar]) -> int:
 
 
 def effect_problem(effect: Effect) -> str | None:
-    """Why a store would refuse ``effect``, or ``None`` when it fits every limit."""
+    """Why a store would refuse ``effect``, or ``None`` when it fits every limit.
+
+    Cheap on the common case (short keys, a few small values): it runs for every effect of every event.
+    """
     if isinstance(effect, Message):
         size = len(orjson.dumps(effect.body, default=str))
         if size > SQS_MESSAGE_BYTES:
@@ -75,21 +98,26 @@ def effect_problem(effect: Effect) -> str | None:
     if problem is not None:
         return problem
     if isinstance(effect, PutOnce):
-        size = _item_bytes(effect.item)
-        if size > DYNAMODB_ITEM_BYTES:
-            return f"the {effect.table} item is {size:,} bytes; a DynamoDB item holds at most {DYNAMODB_ITEM_BYTES:,}"
-        for name, value in effect.item.items():
-            if (problem := _number_problem(effect.table, name, value)) is not None:
-                return problem
-        return None
-    if isinstance(effect, Add):
-        values: Mapping[str, Scalar] = effect.amounts
+        values: Mapping[str, Scalar] = effect.item
+        limit = DYNAMODB_ITEM_BYTES
+    elif isinstance(effect, Add):
+        values = effect.amounts
+        limit = DYNAMODB_ITEM_BYTES - _COUNTER_HEADROOM
     else:
-        values = {effect.attribute: effect.value, **effect.companions}
-    for name, value in values.items():
-        if (problem := _number_problem(effect.table, name, value)) is not None:
-            return problem
-    size = _item_bytes(dict(effect.key)) + _item_bytes(values)
-    if isinstance(effect, Extreme | Add) and size + _COUNTER_HEADROOM > DYNAMODB_ITEM_BYTES:
-        return f"the {effect.table} item would pass {DYNAMODB_ITEM_BYTES:,} bytes"
+        values = (
+            {effect.attribute: effect.value, **effect.companions}
+            if effect.companions
+            else {effect.attribute: effect.value}
+        )
+        limit = DYNAMODB_ITEM_BYTES - _COUNTER_HEADROOM
+    problem = _values_problem(effect.table, values)
+    if problem is not None:
+        return problem
+    if len(values) * (_NUMBER_BYTES + 64) < limit // 4 and all(  # a quick bound before the exact size
+        type(v) is not str or len(v) < 1024 for v in values.values()
+    ):
+        return None
+    size = _item_bytes(values) + _item_bytes(dict(effect.key))
+    if size > limit:
+        return f"the {effect.table} item would be {size:,} bytes; a DynamoDB item holds at most {DYNAMODB_ITEM_BYTES:,}"
     return None

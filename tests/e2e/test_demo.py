@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.events import parse_event
+from pipeline.events import decode_event
 from pipeline.exceptions import EventValidationError
 from pipeline.local.stack import destroy
 from pipeline.settings import Settings, aws_client
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXED = ROOT / "tests" / "events" / "demo_mixed_input.ndjson"
+EDGE_CASES = ROOT / "tests" / "events" / "edge_cases.ndjson"
 
 
 def _demo(emulator: Settings, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -51,6 +52,28 @@ def test_mixed_input_gives_exact_metrics_and_one_bad_row_per_malformed_line(emul
     assert len(summary["bad_rows"]) == 6
     assert all(row["reason"] and row["raw_base64"] for row in summary["bad_rows"])
     assert summary["item_counts"]["product_metrics"] > 0
+
+
+def test_every_edge_case_through_the_deployed_pipeline(emulator: Settings, tmp_path: Path) -> None:
+    # GIVEN the edge-case corpus: every order status, values at the limits, resends, and 23 poison lines
+    # WHEN the main job runs it through the deployed pipeline
+    status, summary = _demo(emulator, tmp_path, "--input", str(EDGE_CASES), "--format", "gzip-batch")
+    # THEN no function error, the tables equal the oracle of the unique valid events, and each poison line
+    # is one bad row whose reason names the field it broke
+    assert summary["problems"] == []
+    assert status == 0
+    assert summary["function_errors"] == 0
+    assert summary["malformed_sent"] == 23
+    reasons = sorted(row["reason"] for row in summary["bad_rows"])
+    assert len(reasons) == 23
+    expected_fields = []
+    for line in EDGE_CASES.read_bytes().splitlines():
+        if line.startswith(b"{") and b'"_expect"' in line:
+            expected_fields.append(orjson.loads(line)["_expect"])
+    for field in expected_fields:
+        assert any(field in reason for reason in reasons), field
+    statuses = {item["time_bucket"].split("#")[-1] for item in summary["tables"]["order_metrics"]}
+    assert {"pending", "placed", "shipped", "refunded", "completed", "cancelled"} <= statuses
 
 
 @pytest.mark.parametrize("fmt", ["json", "kpl-gzip"])
@@ -96,8 +119,8 @@ def test_the_archive_holds_exactly_the_valid_events_and_the_errors_keep_their_by
         valid_ids, malformed = [], []
         for line in MIXED.read_bytes().splitlines():
             try:
-                valid_ids.append(parse_event(orjson.loads(line)).event_id)
-            except (orjson.JSONDecodeError, EventValidationError):
+                valid_ids.append(decode_event(line).event_id)
+            except EventValidationError:
                 malformed.append(line)
         assert archived == sorted(valid_ids)
         # AND every malformed line sits under errors/ with its raw bytes
