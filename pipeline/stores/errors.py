@@ -129,12 +129,13 @@ class OrderStatusConflictError(StoreError):
 class SqlError(StoreError):
     """The database refused a statement (syntax, constraint, type); the transaction was rolled back.
 
-    ``code`` is the SQLSTATE when the backend knows it (the direct backend always does).
+    ``code`` is the SQLSTATE and ``constraint`` the violated constraint's name, when the backend knows them.
     """
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, constraint: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.constraint = constraint
 
 
 class StoreUnavailableError(StoreError):
