@@ -76,7 +76,7 @@ class DynamoDBStreamPoller:
         self.invocations += 1
         try:
             response = self._handler(event)
-        except Exception:  # noqa: BLE001 - a crashed invocation: Lambda retries the whole batch
+        except Exception:  # a crashed invocation: Lambda retries the whole batch
             log.warning("handler failed on %s; the batch comes again", shard_id, exc_info=True)
             self.redeliveries += 1
             return len(records)

@@ -36,13 +36,21 @@ from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.exceptions import ConfigurationError
 from pipeline.stores.errors import SqlError, StoreError, StoreUnavailableError
 from pipeline.stores.sql.backend import Json, Params, SqlResult, SqlTransaction, SqlValue, run_in_transaction
 
-__all__ = ["DataApiBackend", "from_field", "to_parameter"]
+__all__ = ["TARGET_ENV", "DataApiBackend", "data_api_target_from_env", "from_field", "to_parameter"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+TARGET_ENV: Final = {
+    "resource_arn": "STORES_CLUSTER_ARN",
+    "secret_arn": "STORES_SECRET_ARN",
+    "database": "STORES_DATABASE",
+}
+"""The environment variables naming the cluster, its credentials' secret and the database."""
 
 _UNAVAILABLE: Final = frozenset(
     {
@@ -138,6 +146,15 @@ def from_field(field: Mapping[str, Any], type_name: str) -> Any:
     raise SqlError(f"unexpected Data API field {sorted(field)}")
 
 
+def data_api_target_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """:class:`DataApiBackend`'s keyword arguments from :data:`TARGET_ENV`; :class:`ConfigurationError`
+    naming every variable that is unset."""
+    missing = [name for name in TARGET_ENV.values() if not environ.get(name)]
+    if missing:
+        raise ConfigurationError(f"the SQL store's Data API target is not configured: set {', '.join(missing)}")
+    return {argument: environ[name] for argument, name in TARGET_ENV.items()}
+
+
 def _translate(exc: ClientError | BotoCoreError) -> StoreError:
     if isinstance(exc, BotoCoreError):  # connection errors after botocore's retries
         return StoreUnavailableError(f"RDS Data API unreachable: {exc}")
@@ -151,6 +168,15 @@ def _translate(exc: ClientError | BotoCoreError) -> StoreError:
         constraint = _CONSTRAINT.search(message)
         return SqlError(message, code=state[1] if state else None, constraint=constraint[1] if constraint else None)
     return StoreError(f"RDS Data API refused the request ({code}): {message}")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Every Data API call runs in this: botocore's errors leave it as store errors."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
 
 
 class _Transaction:
@@ -176,7 +202,8 @@ class DataApiBackend:
 
     def __init__(self, client: Any, *, resource_arn: str, secret_arn: str, database: str) -> None:
         self._client = client
-        self._target = {"resourceArn": resource_arn, "secretArn": secret_arn, "database": database}
+        self._arns = {"resourceArn": resource_arn, "secretArn": secret_arn}
+        self._target = {**self._arns, "database": database}
 
     def execute_statement(self, sql: str, params: Params | None = None) -> SqlResult:
         return self._execute(sql, params, None)
@@ -187,31 +214,24 @@ class DataApiBackend:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        transaction_id = self._call("begin_transaction")["transactionId"]
+        with _translated():
+            transaction_id: str = self._client.begin_transaction(**self._target)["transactionId"]
         try:
             yield _Transaction(self, transaction_id)
         except BaseException:
             try:
-                self._call("rollback_transaction", transactionId=transaction_id, target=("resourceArn", "secretArn"))
+                with _translated():
+                    self._client.rollback_transaction(**self._arns, transactionId=transaction_id)
             except StoreError:
                 log.warning("rollback of transaction %s failed; the Data API ends it after 3 minutes", transaction_id)
             raise
-        self._call("commit_transaction", transactionId=transaction_id, target=("resourceArn", "secretArn"))
+        with _translated():
+            self._client.commit_transaction(**self._arns, transactionId=transaction_id)
 
     def execute_transaction(self, work: Callable[[SqlTransaction], T]) -> T:
         return run_in_transaction(self.transaction(), work)
 
     # ------------------------------------------------------------------ internals
-
-    def _call(self, operation: str, *, target: Sequence[str] | None = None, **request: Any) -> dict[str, Any]:
-        names = target if target is not None else tuple(self._target)
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(
-                **{k: self._target[k] for k in names}, **request
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc) from exc
-        return response
 
     def _execute(self, sql: str, params: Params | None, transaction_id: str | None) -> SqlResult:
         request: dict[str, Any] = {
@@ -222,7 +242,8 @@ class DataApiBackend:
         }
         if transaction_id is not None:
             request["transactionId"] = transaction_id
-        response = self._call("execute_statement", **request)
+        with _translated():
+            response: dict[str, Any] = self._client.execute_statement(**self._target, **request)
         metadata = response.get("columnMetadata") or []
         columns = tuple(str(column.get("label") or column.get("name")) for column in metadata)
         types = [str(column.get("typeName", "")) for column in metadata]
@@ -241,4 +262,5 @@ class DataApiBackend:
         }
         if transaction_id is not None:
             request["transactionId"] = transaction_id
-        self._call("batch_execute_statement", **request)
+        with _translated():
+            self._client.batch_execute_statement(**self._target, **request)
