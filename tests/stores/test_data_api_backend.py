@@ -8,9 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
-from pipeline.stores.errors import SqlError
+from pipeline.stores.errors import SqlError, StoreUnavailableError
 from pipeline.stores.sql.data_api import DataApiBackend
+from pipeline.stores.sql.postgres import PostgresBackend
 from tests.stores.data_api_standin import DataApiStandIn
 
 
@@ -62,3 +65,34 @@ def test_every_statement_of_a_transaction_carries_its_id_and_an_error_rolls_it_b
     ids = {body.get("transactionId") for operation, body in requests if operation != "BeginTransaction"}
     assert len(ids) == 1 and None not in ids
     assert backend.execute_statement("SELECT count(*) AS n FROM k").rows == [{"n": 0}]
+
+
+def test_a_resuming_database_is_a_store_unavailable_error(
+    recorded: tuple[DataApiBackend, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    # GIVEN a Data API that answers like a paused Serverless v2 cluster waking up
+    backend, _ = recorded
+
+    def resuming(request: Any, **_: Any) -> AWSResponse:
+        body = json.dumps({"message": "The database is resuming"}).encode()
+        headers = {"x-amzn-ErrorType": "DatabaseResumingException", "Content-Length": str(len(body))}
+        return AWSResponse(request.url, 400, HTTPHeaders.from_dict(headers), _Raw(body))
+
+    backend._client.meta.events.register_first("before-send.rds-data", resuming)
+    # WHEN a statement runs, THEN the caller is told to come back later, not that its SQL is wrong
+    with pytest.raises(StoreUnavailableError):
+        backend.execute_statement("SELECT 1")
+
+
+def test_an_unreachable_server_is_a_store_unavailable_error() -> None:
+    backend = PostgresBackend("host=127.0.0.1 port=9 dbname=x user=x password=x", connect_timeout=2)
+    with pytest.raises(StoreUnavailableError):
+        backend.execute_statement("SELECT 1")
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body

@@ -66,13 +66,17 @@ def _json_dumps(value: Any) -> str:
 
 
 def _translate(exc: Exception) -> Exception:
+    """Connection-level failures (no SQLSTATE, class 08, server shutting down) are
+    :class:`StoreUnavailableError`; everything the database refused, deadlocks and serialisation
+    failures included, is :class:`SqlError` with its SQLSTATE and constraint."""
     import psycopg
 
-    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+    if not isinstance(exc, psycopg.Error):
+        return exc
+    state = exc.sqlstate
+    if state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}:
         return StoreUnavailableError(f"PostgreSQL unreachable: {exc}")
-    if isinstance(exc, psycopg.Error):
-        return SqlError(str(exc).strip(), code=exc.sqlstate, constraint=exc.diag.constraint_name)
-    return exc
+    return SqlError(str(exc).strip(), code=state, constraint=exc.diag.constraint_name)
 
 
 class _Transaction:
