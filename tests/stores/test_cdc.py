@@ -27,6 +27,8 @@ from producers import Producer
 from tests.stores.cdc_helpers import consume, decoded, stream_records
 from tests.stores.clocks import SteppingClock
 
+pytestmark = pytest.mark.emulator
+
 SAMPLE = Path(__file__).resolve().parents[1] / "events" / "dynamodb_stream_orders.json"
 
 
@@ -149,9 +151,6 @@ def _shop(repo: SingleTableRepository) -> list[tuple[str, str, int]]:
             repo.update_order_status(order.order_id, "cancelled", expected_status="paid")
             changes += [(order.order_id, "paid", 2), (order.order_id, "cancelled", 3)]
     return changes
-
-
-pytestmark = pytest.mark.emulator
 
 
 def test_committed_orders_reach_the_events_stream_once_each(cdc: _Pipeline) -> None:
