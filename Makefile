@@ -1,5 +1,5 @@
-# Builds the Lambda packages (the consumer and the archive's Firehose transform: one package, the same
-# recipe). `sam build` calls `make build-<LogicalId>` (e.g. `make build-ConsumerFunction`) with
+# Builds the Lambda packages (the consumer, the archive's Firehose transform, and the entity stores'
+# change-data-capture functions, which also ship producers/: one recipe). `sam build` calls `make build-<LogicalId>` (e.g. `make build-ConsumerFunction`) with
 # ARTIFACTS_DIR set (template.yaml: `Metadata: BuildMethod: makefile`), in a copy of the project or,
 # with `--build-in-source`, in the project itself; this recipe writes nothing outside ARTIFACTS_DIR.
 #
@@ -15,9 +15,12 @@ LAMBDA_PLATFORM ?= aarch64-manylinux2014
 LAMBDA_PYTHON ?= 3.11
 LAMBDA_CODE := pipeline consumers
 
-FUNCTIONS := ConsumerFunction FirehoseTransformFunction
+FUNCTIONS := ConsumerFunction FirehoseTransformFunction OrderStreamBridgeFunction OutboxRelayFunction
 
 .PHONY: $(addprefix build-,$(FUNCTIONS))
+
+# The entity stores' change-data-capture functions publish with the services' producer: they ship it too.
+build-OrderStreamBridgeFunction build-OutboxRelayFunction: LAMBDA_CODE += producers
 
 $(addprefix build-,$(FUNCTIONS)):
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run 'sam build', or 'make $@ ARTIFACTS_DIR=<dir>'" >&2; exit 2; }

@@ -98,7 +98,7 @@ class DynamoDedupStore:
         condition = "#s = :s"
         values: dict[str, Any] = {":s": {"S": shard_id}}
         names = {"#s": "shard"}
-        if after is not None:
+        if after:  # DynamoDB refuses an empty string in a key condition: no lower bound then
             condition += " AND #b > :b"
             values[":b"] = {"S": after}
             names["#b"] = "batch"
