@@ -15,11 +15,13 @@ Guarantees:
 - :func:`run` waits for the job and raises :class:`~analytics.errors.JobFailedError` with Flink's root
   cause when it fails; nothing is retried (local runs have no restart strategy).
 - The first environment of a process starts PyFlink's JVM (a gateway, seconds); later ones reuse it.
+- :class:`LocalCluster` is one Flink mini-cluster inside that JVM; environments built with its
+  :attr:`~LocalCluster.options` submit their jobs to it (through its REST endpoint on 127.0.0.1), so
+  jobs after the first skip the cluster start. Without it, each job starts a mini-cluster of its own.
 """
 
 from __future__ import annotations
 
-import atexit
 import re
 import shutil
 import subprocess
@@ -31,11 +33,12 @@ from analytics.errors import FlinkUnavailableError, JobFailedError
 
 __all__ = [
     "JAVA_MAJOR",
+    "LocalCluster",
     "data_type",
     "execute_all",
-    "release",
     "require_flink",
     "run",
+    "shared_cluster",
     "table_environment",
     "unavailable_reason",
 ]
@@ -86,30 +89,115 @@ def require_flink() -> None:
         raise FlinkUnavailableError(reason)
 
 
-def table_environment(*, deterministic: bool = True, config: Mapping[str, str] | None = None) -> Any:
-    """A streaming ``StreamTableEnvironment`` (see the module docstring); ``config`` overrides options."""
+def table_environment(
+    *, deterministic: bool = True, config: Mapping[str, str] | None = None, this_python: bool = True
+) -> Any:
+    """A streaming ``StreamTableEnvironment`` (see the module docstring); ``config`` overrides options.
+
+    The options are given to the execution environment as it is created: with a
+    :class:`LocalCluster`'s options the environment is remote from the start, so PyFlink starts none
+    of its in-process helpers for local execution (its loopback worker server). ``this_python``: Python
+    functions run with this interpreter (local runs); Managed Flink sets its own.
+    """
     require_flink()
+    from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
-    stream_env = StreamExecutionEnvironment.get_execution_environment()
-    t_env = StreamTableEnvironment.create(stream_env, EnvironmentSettings.in_streaming_mode())
     options = {
         "table.local-time-zone": "UTC",
         # Every sink's key (pk, sk) is an injective function of its query's grouping keys, so the rows
         # already arrive per key in order: no upsert materializer (and no state for it) is needed.
         "table.exec.sink.upsert-materialize": "NONE",
-        # Python table functions run in the interpreter that runs the job (this venv, these packages).
-        "python.executable": sys.executable,
-        "python.client.executable": sys.executable,
     }
+    if this_python:  # Python table functions run in this interpreter (this venv, these packages)
+        options |= {"python.executable": sys.executable, "python.client.executable": sys.executable}
     if deterministic:
         options |= {"parallelism.default": "1", "pipeline.auto-watermark-interval": "0 ms"}
     options |= dict(config or {})
-    configuration = t_env.get_config()
+    configuration = Configuration()
     for key, value in options.items():
-        configuration.set(key, value)
+        configuration.set_string(key, value)
+    if options.get("execution.target") == "remote":
+        # A remote environment from the start (getExecutionEnvironment would make a local one first,
+        # and PyFlink would start its local-only loopback worker server for it).
+        from pyflink.java_gateway import get_gateway
+
+        gateway = get_gateway()
+        j_environments = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
+        j_env = j_environments.createRemoteEnvironment(
+            options["rest.address"],
+            int(options["rest.port"]),
+            configuration._j_configuration,
+            gateway.new_array(gateway.jvm.String, 0),
+        )
+        stream_env = StreamExecutionEnvironment(j_env)
+    else:
+        stream_env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    t_env = StreamTableEnvironment.create(stream_env, EnvironmentSettings.in_streaming_mode())
+    table_config = t_env.get_config()
+    for key, value in options.items():
+        table_config.set(key, value)
     return t_env
+
+
+class LocalCluster:
+    """A Flink mini-cluster in PyFlink's JVM, shared by the jobs of environments built with :attr:`options`.
+
+    Use as a context manager (or :meth:`start` / :meth:`close`); :meth:`close` stops it, waiting for
+    running jobs to be cancelled. Python functions of its jobs run in worker processes started with
+    this interpreter, as on a real cluster. Not thread-safe.
+    """
+
+    def __init__(self, *, slots: int = 4) -> None:
+        self._slots = slots
+        self._cluster: Any = None
+        self.options: dict[str, str] = {}
+        """Environment options that submit to this cluster (empty until started)."""
+
+    def start(self) -> LocalCluster:
+        require_flink()
+        from pyflink.java_gateway import get_gateway
+
+        jvm = get_gateway().jvm
+        configuration = jvm.org.apache.flink.configuration.Configuration()
+        configuration.setString("rest.bind-address", "127.0.0.1")
+        configuration.setString("rest.address", "127.0.0.1")
+        configuration.setString("rest.port", "0")  # any free port
+        builder = jvm.org.apache.flink.runtime.minicluster.MiniClusterConfiguration.Builder()
+        built = builder.setConfiguration(configuration).setNumTaskManagers(1).setNumSlotsPerTaskManager(self._slots)
+        self._cluster = jvm.org.apache.flink.runtime.minicluster.MiniCluster(built.build())
+        self._cluster.start()
+        address = self._cluster.getRestAddress().get()
+        self.options = {
+            "execution.target": "remote",
+            "rest.address": str(address.getHost()),
+            "rest.port": str(address.getPort()),
+        }
+        return self
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster, self.options = self._cluster, None, {}
+            cluster.close()
+        if _SHARED.get("cluster") is self:
+            del _SHARED["cluster"]
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_SHARED: dict[str, LocalCluster] = {}
+
+
+def shared_cluster() -> LocalCluster:
+    """This process's :class:`LocalCluster`, started on first use; closing it lets the next call start another."""
+    if "cluster" not in _SHARED:
+        _SHARED["cluster"] = LocalCluster().start()
+    return _SHARED["cluster"]
 
 
 _TYPES: Final = {"STRING": "STRING", "BIGINT": "BIGINT", "INT": "INT", "BYTES": "BYTES"}
@@ -152,14 +240,3 @@ def run(statement_set: Any) -> Any:
     except Py4JJavaError as exc:
         raise JobFailedError(f"the Flink job failed: {_root_cause(exc)}") from exc
     return result
-
-
-def release() -> None:
-    """Stop PyFlink's helpers now, while the interpreter can still start threads.
-
-    PyFlink registers its gRPC loopback server's shutdown with ``atexit``; on Python 3.12 that runs
-    after threads are forbidden and prints an ignored-exception traceback. Command-line entry points
-    call this as their last step; libraries and tests never do (it runs every ``atexit`` callback).
-    """
-    if "pyflink" in sys.modules:
-        atexit._run_exitfuncs()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,7 @@ from analytics.rows import EVENT_COLUMNS, RowRejection, event_row
 from pipeline.archive.reader import list_objects, read_object
 from pipeline.events import Event
 
-__all__ = ["JobRun", "Staged", "replay_events", "run_job", "stage"]
+__all__ = ["Analysis", "JobRun", "Staged", "analyse_archive", "replay_events", "run_job", "stage"]
 
 _RUN_EVENTS: Final = 20_000
 """Events of one object held in memory while merging; the reader spills the rest to temporary files."""
@@ -111,12 +111,66 @@ class JobRun:
         return {key: item for items in self.items.values() for key, item in items.items()}
 
 
-def run_job(staged: Path, workdir: Path, allowed_lateness: timedelta) -> JobRun:
-    """Run the job over a staged file, sinks under ``workdir/out``; its items (see the module docstring)."""
+def run_job(
+    staged: Path, workdir: Path, allowed_lateness: timedelta, *, cluster: Mapping[str, str] | None = None
+) -> JobRun:
+    """Run the job over a staged file, sinks under ``workdir/out``; its items (see the module docstring).
+
+    ``cluster``: the :attr:`~analytics.flink.LocalCluster.options` of a running mini-cluster to submit
+    to; by default the job starts a mini-cluster of its own.
+    """
     started = time.perf_counter()
-    t_env = table_environment(deterministic=True)
+    t_env = table_environment(deterministic=True, config=cluster)
     ready = time.perf_counter()
     out = workdir / "out"
     run(build(t_env, ArchiveSource(staged), FileSinks(out), allowed_lateness))
     done = time.perf_counter()
     return JobRun(read_items(out), startup_s=ready - started, job_s=done - ready)
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """One local run end to end: what was staged, what the job produced, what was written, and timings."""
+
+    staged: Staged
+    job: JobRun
+    written: int | None
+    """Items written to the table; ``None`` when no table was given."""
+    timings: dict[str, float]
+    """Seconds: ``replay_and_stage``, ``flink_startup``, ``flink_job``, ``write``."""
+
+
+def analyse_archive(
+    events: Iterable[Event],
+    workdir: Path,
+    *,
+    allowed_lateness: timedelta,
+    store: Callable[[Iterable[Item]], int] | None = None,
+    cluster: Mapping[str, str] | None = None,
+    note: Callable[[str], None] = lambda message: None,
+) -> Analysis:
+    """Stage ``events`` (already in replay order), run the job, and give its items to ``store``.
+
+    ``store`` writes items and returns how many (:func:`analytics.store.write_items` bound to a table);
+    ``note`` receives one-line progress messages.
+    """
+    started = time.perf_counter()
+    note("reading the archive and staging its events")
+    staged = stage(events, workdir / "events.ndjson", progress=lambda n: note(f"staged {n:,} events"))
+    note(f"staged {staged.rows:,} of {staged.events:,} events ({len(staged.rejected)} rejected); starting Flink")
+    replayed = time.perf_counter()
+    job = run_job(staged.path, workdir, allowed_lateness, cluster=cluster)
+    note(f"the job finished: {sum(len(v) for v in job.items.values()):,} items, {job.late_events:,} late events")
+    written = None
+    wrote = time.perf_counter()
+    if store is not None:
+        written = store(item for items in job.items.values() for item in items.values())
+        note(f"wrote {written:,} items")
+    done = time.perf_counter()
+    timings = {
+        "replay_and_stage": replayed - started,
+        "flink_startup": job.startup_s,
+        "flink_job": job.job_s,
+        "write": done - wrote,
+    }
+    return Analysis(staged, job, written, timings)
