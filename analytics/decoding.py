@@ -63,8 +63,6 @@ def decoded_rows(data: bytes) -> Iterator[DecodedRow]:
 
 def decode_record_function() -> Any:
     """:func:`decoded_rows` as a PyFlink table function, to register as ``decode_record``."""
-    from pyflink.table.udf import udtf
+    from analytics.flink import table_function
 
-    from analytics.flink import data_type
-
-    return udtf(decoded_rows, result_types=[data_type(sql_type) for _, sql_type in DECODED_COLUMNS])
+    return table_function(decoded_rows, [sql_type for _, sql_type in DECODED_COLUMNS])

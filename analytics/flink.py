@@ -26,7 +26,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 from analytics.errors import FlinkUnavailableError, JobFailedError
@@ -38,8 +40,10 @@ __all__ = [
     "execute_all",
     "require_flink",
     "run",
+    "schema_builder",
     "shared_cluster",
     "table_environment",
+    "table_function",
     "unavailable_reason",
 ]
 
@@ -48,6 +52,24 @@ JAVA_MAJOR: Final = 17
 
 _VERSION: Final = re.compile(r'version "(\d+)(?:\.(\d+))?')
 _DECIMAL: Final = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+@contextmanager
+def _pyflink_imports() -> Iterator[None]:
+    """PyFlink's own warnings, not ours to fix: deprecations of its classes when its modules load, and the
+    ``ResourceWarning`` of the JVM's ``Popen`` that its gateway launcher drops (the JVM lives on)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+def _gateway() -> Any:
+    """PyFlink's py4j gateway to its JVM, launched on first use."""
+    with _pyflink_imports():
+        from pyflink.java_gateway import get_gateway
+
+        return get_gateway()
 
 
 def _java_major() -> int | None:
@@ -68,7 +90,8 @@ def _java_major() -> int | None:
 def unavailable_reason() -> str | None:
     """Why Flink cannot run on this machine (one line), or ``None`` when it can."""
     try:
-        import pyflink  # noqa: F401
+        with _pyflink_imports():
+            import pyflink  # noqa: F401
     except ImportError:
         return (
             "PyFlink is not installed: use Python 3.12 and install the 'analytics' dependency group "
@@ -100,9 +123,11 @@ def table_environment(
     functions run with this interpreter (local runs); Managed Flink sets its own.
     """
     require_flink()
-    from pyflink.common import Configuration
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+    gateway = _gateway()
+    with _pyflink_imports():
+        from pyflink.common import Configuration
+        from pyflink.datastream import StreamExecutionEnvironment
+        from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
     options = {
         "table.local-time-zone": "UTC",
@@ -121,9 +146,6 @@ def table_environment(
     if options.get("execution.target") == "remote":
         # A remote environment from the start (getExecutionEnvironment would make a local one first,
         # and PyFlink would start its local-only loopback worker server for it).
-        from pyflink.java_gateway import get_gateway
-
-        gateway = get_gateway()
         j_environments = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
         j_env = j_environments.createRemoteEnvironment(
             options["rest.address"],
@@ -157,9 +179,7 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         require_flink()
-        from pyflink.java_gateway import get_gateway
-
-        jvm = get_gateway().jvm
+        jvm = _gateway().jvm
         configuration = jvm.org.apache.flink.configuration.Configuration()
         configuration.setString("rest.bind-address", "127.0.0.1")
         configuration.setString("rest.address", "127.0.0.1")
@@ -204,15 +224,33 @@ _TYPES: Final = {"STRING": "STRING", "BIGINT": "BIGINT", "INT": "INT", "BYTES": 
 
 
 def data_type(sql_type: str) -> Any:
-    """The PyFlink ``DataType`` of one of the SQL types the job declares (nullable; ``NOT NULL`` dropped)."""
-    from pyflink.table import DataTypes
+    """The PyFlink ``DataType`` of one of the SQL types the job declares (``NOT NULL`` kept)."""
+    with _pyflink_imports():
+        from pyflink.table import DataTypes
 
     base = sql_type.removesuffix(" NOT NULL").strip()
+    nullable = not sql_type.endswith(" NOT NULL")
     if match := _DECIMAL.fullmatch(base):
-        return DataTypes.DECIMAL(int(match[1]), int(match[2]))
+        return DataTypes.DECIMAL(int(match[1]), int(match[2]), nullable)
     if base in _TYPES:
-        return getattr(DataTypes, _TYPES[base])()
+        return getattr(DataTypes, _TYPES[base])(nullable)
     raise ValueError(f"no PyFlink type for SQL type {sql_type!r}")
+
+
+def table_function(function: Callable[..., Iterator[tuple[Any, ...]]], sql_types: Iterable[str]) -> Any:
+    """``function`` as a PyFlink table function with result columns of ``sql_types``."""
+    with _pyflink_imports():
+        from pyflink.table.udf import udtf
+
+    return udtf(function, result_types=[data_type(sql_type) for sql_type in sql_types])
+
+
+def schema_builder() -> Any:
+    """A PyFlink ``Schema`` builder (for a table made from a DataStream)."""
+    with _pyflink_imports():
+        from pyflink.table import Schema
+
+    return Schema.new_builder()
 
 
 def execute_all(t_env: Any, statements: Iterable[str]) -> None:
@@ -232,7 +270,8 @@ def run(statement_set: Any) -> Any:
 
     Raises :class:`JobFailedError` (with Flink's root cause) if the job fails or cannot be submitted.
     """
-    from py4j.protocol import Py4JJavaError
+    with _pyflink_imports():
+        from py4j.protocol import Py4JJavaError
 
     try:
         result = statement_set.execute()

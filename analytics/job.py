@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from analytics.decoding import DECODED_COLUMNS, decode_record_function
-from analytics.flink import data_type, execute_all
+from analytics.flink import data_type, execute_all, schema_builder
 from analytics.metrics import METRICS, MetricSpec
 from analytics.rows import EVENT_COLUMNS
 from analytics.sqlfiles import QUERY_FILES, column_list, quote, sql_string, statements, watermark_delay
@@ -151,8 +151,6 @@ def _bind_archive(t_env: Any, source: ArchiveSource, allowed_lateness: timedelta
 
 
 def _bind_stream(t_env: Any, source: StreamSource, allowed_lateness: timedelta) -> None:
-    from pyflink.table import Schema
-
     if source.kinesis is not None:
         execute_all(t_env, statements("source_kinesis.sql", source.kinesis))
     t_env.create_temporary_system_function("decode_record", decode_record_function())
@@ -165,9 +163,9 @@ def _bind_stream(t_env: Any, source: StreamSource, allowed_lateness: timedelta) 
     # A watermark can only be declared on a table, not on a view: the decoded rows go through a
     # DataStream (no Python in between, the rows stay in the JVM) and come back as a table whose
     # schema declares the same computed columns and the same WATERMARK as sql/source_archive.sql.
-    schema = Schema.new_builder()
+    schema = schema_builder()
     for name, sql_type in EVENT_COLUMNS:
-        schema = schema.column(name, data_type(sql_type).not_null() if "NOT NULL" in sql_type else data_type(sql_type))
+        schema = schema.column(name, data_type(sql_type.removesuffix(" NOT NULL")))  # as the function emits
     schema = (
         schema.column_by_expression("event_time", _EVENT_TIME)
         .column_by_expression("proc_time", _PROC_TIME)
