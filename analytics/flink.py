@@ -36,6 +36,7 @@ from analytics.errors import FlinkUnavailableError, JobFailedError
 __all__ = [
     "JAVA_MAJOR",
     "LocalCluster",
+    "bytes_table",
     "data_type",
     "execute_all",
     "require_flink",
@@ -243,6 +244,16 @@ def table_function(function: Callable[..., Iterator[tuple[Any, ...]]], sql_types
         from pyflink.table.udf import udtf
 
     return udtf(function, result_types=[data_type(sql_type) for sql_type in sql_types])
+
+
+def bytes_table(t_env: Any, records: Iterable[bytes]) -> Any:
+    """A bounded table of ``records`` with one ``BYTES`` column ``data``: what the Kinesis source gives the
+    stream binding, for replaying raw records without the connector (tests, local checks)."""
+    with _pyflink_imports():
+        from pyflink.table import DataTypes
+
+    row_type = DataTypes.ROW([DataTypes.FIELD("data", DataTypes.BYTES())])
+    return t_env.from_elements([(bytearray(record),) for record in records], row_type)
 
 
 def schema_builder() -> Any:

@@ -29,11 +29,12 @@ The rules, in the order the job applies them to the stream, event after event (a
      ``unique_viewers``.
    - ``top_products_1m``: per minute, the 10 products with the most views, ties broken by
      ``product_id`` ascending; rank 1 is the most viewed.
-   - ``orders_1h``: the first event of each ``order_id`` (smallest ``(event time in microseconds,
-     event_id)``, whatever its status) adds 1 to ``orders``, its ``total_amount`` to ``revenue`` and its
-     non-null ``user_id`` to the distinct ``customers`` of its hour; the first event of each order whose
-     status normalises to ``completed`` (lowercased; ``complete``/``completed``/``fulfilled``) adds 1 to
-     ``completed_orders`` and its ``total_amount`` to ``completed_revenue`` of its own hour. An hour
+   - ``orders_1h``: the first on-time event of each ``order_id`` (smallest event time in milliseconds;
+     of several in the same millisecond, the first to arrive; whatever its status) adds 1 to
+     ``orders``, its ``total_amount`` to ``revenue`` and its non-null ``user_id`` to the distinct
+     ``customers`` of its hour; the first event of each order whose status normalises to
+     ``completed`` (lowercased; ``complete``/``completed``/``fulfilled``), chosen the same way, adds 1
+     to ``completed_orders`` and its ``total_amount`` to ``completed_revenue`` of its own hour. An hour
      with neither has no item.
 """
 
@@ -256,8 +257,8 @@ def _orders(events: list[Event]) -> list[Item]:
     first: dict[str, Event] = {}
     completion: dict[str, Event] = {}
 
-    def earlier(a: Event, b: Event) -> bool:
-        return (a.timestamp, a.event_id) < (b.timestamp, b.event_id)
+    def earlier(a: Event, b: Event) -> bool:  # a arrived after b: it wins only with a smaller millisecond
+        return _ms(a.timestamp) < _ms(b.timestamp)
 
     for event in events:
         if event.event_type != EventType.ORDER_EVENT:

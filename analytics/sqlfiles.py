@@ -60,14 +60,19 @@ def column_list(columns: Sequence[tuple[str, str]], indent: str = "  ") -> str:
 
 
 def watermark_delay(allowed_lateness: timedelta) -> str:
-    """The watermark's delay as a SQL interval, to the millisecond: ``INTERVAL '30.000' SECOND``.
+    """The watermark's delay as a SQL interval, to the millisecond: ``INTERVAL '0 00:00:30.000' DAY TO SECOND(3)``.
 
-    Raises ``ValueError`` for a negative lateness or one that is not a whole number of milliseconds.
+    Raises ``ValueError`` for a negative lateness, one of 100 days or more, or one that is not a whole
+    number of milliseconds.
     """
     millis, rest = divmod(allowed_lateness, timedelta(milliseconds=1))
-    if millis < 0 or rest:
-        raise ValueError(f"allowed lateness must be a non-negative whole number of milliseconds: {allowed_lateness}")
-    return f"INTERVAL '{millis // 1000}.{millis % 1000:03d}' SECOND"
+    if millis < 0 or rest or allowed_lateness >= timedelta(days=100):
+        raise ValueError(f"allowed lateness must be whole milliseconds in [0, 100 days): {allowed_lateness}")
+    seconds, ms = divmod(millis, 1000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{second:02d}.{ms:03d}' DAY TO SECOND(3)"
 
 
 def statements(name: str, values: Mapping[str, str] | None = None) -> list[str]:

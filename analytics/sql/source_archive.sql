@@ -1,6 +1,6 @@
 -- The local binding's source: the archive's events, staged by analytics.local as JSON lines with the
 -- columns of analytics.rows.EVENT_COLUMNS, in event-time order (the archive is replayed, not streamed).
--- Placeholders: $columns, $path, $watermark_delay (the allowed lateness, e.g. INTERVAL '30.000' SECOND).
+-- Placeholders: $columns, $path, $watermark_delay (the allowed lateness, e.g. INTERVAL '0 00:00:30.000' DAY TO SECOND(3)).
 CREATE TEMPORARY TABLE events (
 $columns,
   event_time AS TO_TIMESTAMP_LTZ(event_ms, 3),

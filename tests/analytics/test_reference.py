@@ -89,7 +89,8 @@ def test_top_products_break_ties_by_product_id_and_keep_ten() -> None:
 
 def test_orders_count_once_at_their_first_event_and_completions_at_the_first_completed_one() -> None:
     # GIVEN o-1 created at 06:59 and completed at 07:01 and again at 07:02; o-2 first seen completed at 07:30
-    # (no created event); o-3 only cancelled; and two events of o-4 at the same instant: the smaller id counts
+    # (no created event); o-3 only cancelled; and two events of o-4 in the same millisecond: the first to
+    # arrive counts
     stream = [
         order("e-1", at(minutes=59), "o-1", "created", total="10.00", user="u-1"),
         order("e-2", at(minutes=61), "o-1", "COMPLETE", total="10.00", user="u-1"),
@@ -97,7 +98,7 @@ def test_orders_count_once_at_their_first_event_and_completions_at_the_first_com
         order("e-4", at(minutes=90), "o-2", "Completed", total="5.50", user="u-2"),
         order("e-5", at(minutes=91), "o-3", "canceled", total="7.00", user=None),
         order("e-7", at(minutes=95), "o-4", "created", total="2.00", user="u-3"),
-        order("e-6", at(minutes=95), "o-4", "created", total="3.00", user="u-4"),
+        order("e-6", at(minutes=95, micro=999), "o-4", "created", total="3.00", user="u-4"),
     ]
     items = expected_windows(stream, 30 * S).items
     hour6 = items["orders_1h", stamp(BASE)]
@@ -109,10 +110,10 @@ def test_orders_count_once_at_their_first_event_and_completions_at_the_first_com
         "completed_orders": 0,
         "completed_revenue": Decimal(0),
     }
-    # THEN hour 7: o-2, o-3 and o-4 (at e-6, 3.00, u-4); completions of o-1 (once) and o-2
+    # THEN hour 7: o-2, o-3 and o-4 (at e-7, 2.00, u-3); completions of o-1 (once) and o-2
     assert {k: hour7[k] for k in ("orders", "revenue", "customers", "completed_orders", "completed_revenue")} == {
         "orders": 3,
-        "revenue": Decimal("15.50"),
+        "revenue": Decimal("14.50"),
         "customers": 2,
         "completed_orders": 2,
         "completed_revenue": Decimal("15.50"),
