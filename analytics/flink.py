@@ -39,6 +39,7 @@ __all__ = [
     "bytes_table",
     "data_type",
     "execute_all",
+    "java_version",
     "require_flink",
     "run",
     "schema_builder",
@@ -51,7 +52,7 @@ __all__ = [
 JAVA_MAJOR: Final = 17
 """PyFlink 2.x runs on Java 17 (Managed Flink 2.2 too); Debian: ``apt-get install openjdk-17-jre-headless``."""
 
-_VERSION: Final = re.compile(r'version "(\d+)(?:\.(\d+))?')
+_VERSION: Final = re.compile(r'version "((\d+)(?:\.(\d+))?[^"]*)"')
 _DECIMAL: Final = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
@@ -73,7 +74,8 @@ def _gateway() -> Any:
         return get_gateway()
 
 
-def _java_major() -> int | None:
+def java_version() -> str | None:
+    """The version ``java -version`` reports (``17.0.15``), or ``None`` when no ``java`` runs."""
     java = shutil.which("java")
     if java is None:
         return None
@@ -82,10 +84,16 @@ def _java_major() -> int | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = _VERSION.search(done.stderr + done.stdout)
+    return None if match is None else match[1]
+
+
+def _java_major() -> int | None:
+    version = java_version()
+    match = _VERSION.search(f'version "{version}"') if version else None
     if match is None:
         return None
-    major = int(match[1])
-    return int(match[2] or 0) if major == 1 else major  # "1.8.0" is Java 8
+    major = int(match[2])
+    return int(match[3] or 0) if major == 1 else major  # "1.8.0" is Java 8
 
 
 def unavailable_reason() -> str | None:
