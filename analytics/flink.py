@@ -103,7 +103,7 @@ def unavailable_reason() -> str | None:
             import pyflink  # noqa: F401
     except ImportError:
         return (
-            "PyFlink is not installed: use Python 3.12 and install the 'analytics' dependency group "
+            "PyFlink is not installed: install the 'analytics' dependency group on Python 3.11 or 3.12 "
             "(uv sync --group analytics, or pip install apache-flink==2.2.1)"
         )
     major = _java_major()
