@@ -8,11 +8,15 @@ PyFlink is an optional dependency group (``analytics``). One module per role:
 - ``analytics/sql/*.sql``: the queries (window table functions, a declared ``WATERMARK``, window Top-N),
   loaded by :mod:`analytics.sqlfiles`;
 - :mod:`analytics.decoding`: the table function that turns raw Kinesis records into rows (and bad rows);
-- :mod:`analytics.job`: the one entry point: environment, source bindings (archive, stream), sinks;
+- :mod:`analytics.job`: the one entry point: source bindings (archive, stream) and sinks (files, DynamoDB);
+- :mod:`analytics.flink`: the only module that touches PyFlink: availability, environments, the mini-cluster;
 - :mod:`analytics.managed`: ``main()`` on Amazon Managed Service for Apache Flink (Kinesis -> DynamoDB);
-- :mod:`analytics.local`: the local run (S3 archive -> Flink -> ``window_metrics`` in the emulator);
+- :mod:`analytics.local`: the local run (S3 archive -> Flink -> items), with :mod:`analytics.changelog`
+  (reading the local sinks back), :mod:`analytics.store` (writing ``window_metrics``) and
+  :mod:`analytics.archive_copy` (a local copy of the archive bucket);
 - :mod:`analytics.reference`: the same windows in plain Python, for tests and verification;
-- :mod:`analytics.package`: the zip Managed Flink runs, and what it still needs (``analytics/deploy/``).
+- :mod:`analytics.package`: the zip Managed Flink runs, and what it still needs (``analytics/deploy/``);
+- :mod:`analytics.errors`: this package's errors.
 
 Import from the submodules; this package imports none of them (PyFlink loads only where a job runs).
 """
