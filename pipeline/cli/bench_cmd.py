@@ -25,6 +25,10 @@ BENCHMARKS: Final = {
         "consumer cost per event on the emulator: calls, writes vs floor, seed style, cold start",
     ),
     "e2e": ("load.bench_e2e", "events/s producer -> metrics on the embedded stack, project vs seed style, verified"),
+    "analytics": (
+        "load.bench_analytics",
+        "events/s of the Flink job over an archive next to the Python reference; start-up apart, verified",
+    ),
 }
 
 

@@ -29,6 +29,7 @@ COMMANDS: Final = {
     "down": ("pipeline.cli.stack_cmd", "delete the local stack and stop the emulator"),
     "status": ("pipeline.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
     "archive": ("pipeline.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
+    "analytics": ("pipeline.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
 }
 
 
