@@ -17,20 +17,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline.archive.transform import FirehoseTransform, archive_bucket_from_env
 from pipeline.events import ValidationPolicy
 from pipeline.objectstore import S3ObjectWriter
+from pipeline.retry import Deadline
 from pipeline.settings import Settings, lazy_client
+
+SAFETY_MARGIN_SECONDS = 2.0
 
 logger = Logger()
 metrics = Metrics()
-settings = Settings.from_env()
+settings = Settings.from_env().with_(max_attempts=1, connect_timeout=2.0, read_timeout=10.0)  # the writer retries
 transform = FirehoseTransform(
-    S3ObjectWriter(lazy_client("s3", settings), archive_bucket_from_env()), policy=ValidationPolicy.from_env()
+    S3ObjectWriter(
+        lazy_client("s3", settings), archive_bucket_from_env(), retry=settings.retry, call_seconds=settings.call_seconds
+    ),
+    policy=ValidationPolicy.from_env(),
 )
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = transform.transform(event)
+    # Own writes retry until one call and a margin before the timeout, then fail the invocation (Firehose retries).
+    remaining = context.get_remaining_time_in_millis() / 1000
+    deadline = Deadline.after(remaining - settings.call_seconds - SAFETY_MARGIN_SECONDS)
+    result = transform.transform(event, deadline)
     metrics.add_metric(name="ProcessingFailed", unit=MetricUnit.Count, value=result.stats.failed)
     metrics.add_metric(name="ArchivedEvents", unit=MetricUnit.Count, value=result.stats.events)
     logger.info("transformed", extra=result.stats.as_dict())

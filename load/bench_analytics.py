@@ -39,7 +39,7 @@ import orjson
 
 from load.common import Target, add_output_options, noter, positive_int
 from pipeline.exceptions import PipelineError
-from pipeline.generate import generate_events
+from tools.generate import generate_events
 
 __all__ = ["AnalyticsBenchResult", "BenchCheckError", "cli", "configure", "render_table", "run"]
 

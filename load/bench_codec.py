@@ -48,8 +48,9 @@ from pipeline.codecs import OutputRecord, RecordFormat, decode_record, decode_re
 from pipeline.codecs.kpl import aggregated_record_class, subrecord_payloads
 from pipeline.events import Event, EventType
 from pipeline.exceptions import DecodeError, PipelineError
-from pipeline.generate import generate_events
 from pipeline.partitioning import ShardMap
+from pipeline.stream import StreamRecord
+from tools.generate import generate_events
 
 __all__ = [
     "DENSEST_CAPACITY_TARGET",
@@ -83,16 +84,6 @@ _T = TypeVar("_T")
 
 _SHARD: Final = "shardId-000000000000"
 _ARRIVAL: Final = datetime(2026, 11, 25, tzinfo=UTC)  # after every reference event: none is in the future
-
-
-@dataclass(frozen=True, slots=True)
-class BenchRecord:
-    """A stream record as the consumer's decoder reads it."""
-
-    shard_id: str
-    sequence_number: str
-    data: bytes
-    arrival: datetime
 
 
 _KPL_HEAD: Final = 4  # magic bytes
@@ -291,7 +282,7 @@ def _loads_discard(wires: Sequence[bytes]) -> None:
         loads(wire)
 
 
-def _decode_all(batches: Sequence[Sequence[BenchRecord]]) -> None:
+def _decode_all(batches: Sequence[Sequence[StreamRecord]]) -> None:
     for batch in batches:
         decoded = decode_records(batch)  # what the consumer calls, once per batch
     del decoded
@@ -335,11 +326,11 @@ def _seconds(loop: Callable[[], None]) -> float:
             gc.enable()
 
 
-def _bench_records(records: Sequence[OutputRecord]) -> list[BenchRecord]:
-    return [BenchRecord(_SHARD, _sequence_number(i), r.data, _ARRIVAL) for i, r in enumerate(records)]
+def _bench_records(records: Sequence[OutputRecord]) -> list[StreamRecord]:
+    return [StreamRecord(_SHARD, _sequence_number(i), r.data, _ARRIVAL) for i, r in enumerate(records)]
 
 
-def _type_of(record: BenchRecord) -> EventType:
+def _type_of(record: StreamRecord) -> EventType:
     return EventType(orjson.loads(record.data)["event_type"])
 
 

@@ -3,10 +3,10 @@
 One run, one emulator, one workload (``generate_events(events, seed)``), one record format, two
 fresh stacks deployed from ``template.yaml`` one after the other:
 
-1. **The project.** :class:`~pipeline.local.demo_run.DemoRun` as ``pipeline demo`` runs it: the
+1. **The project.** :class:`~tools.local.demo_run.DemoRun` as ``pipeline demo`` runs it: the
    :class:`~producers.Producer` publishes in a thread while the local event source drives the deployed
    handler (``consumers/kinesis_consumer.py``) with Lambda's semantics; then every table is checked
-   against ``pipeline.metrics.oracle``. The verification must pass, else the benchmark exits 1.
+   against ``tools.oracle``. The verification must pass, else the benchmark exits 1.
 2. **The seed style.** The first ``seed_events`` events of the same workload, the same producer, stream
    type, event source settings and format, but the event source invokes the source design's Lambda:
    decode every record of the event (:func:`pipeline.codecs.decode_record`), then
@@ -44,13 +44,13 @@ from load.seed_consumer import SeedStyleConsumer
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.events import Event
 from pipeline.exceptions import DeliveryError, PipelineError
-from pipeline.generate import generate_events
-from pipeline.local import MINISTACK_VERSION
-from pipeline.local.demo_run import DemoRun
-from pipeline.local.runtime import LocalEventSource
-from pipeline.local.stack import StackInfo, deploy, destroy
 from pipeline.settings import Settings, aws_client
 from producers import Producer
+from tools.generate import generate_events
+from tools.local.demo_run import DemoRun
+from tools.local.emulator import MINISTACK_VERSION
+from tools.local.runtime import LocalEventSource
+from tools.local.stack import StackInfo, deploy, destroy
 
 __all__ = [
     "BenchRunError",
@@ -374,7 +374,7 @@ def run(
 
     Raises :class:`ValueError` for a count below 1 or ``seed_events`` above ``events``;
     :class:`BenchRunError` when a run loses events; :class:`~pipeline.exceptions.DeliveryError` when the
-    producer gives up; :class:`~pipeline.local.stack.StackError` when a stack does not deploy;
+    producer gives up; :class:`~tools.local.stack.StackError` when a stack does not deploy;
     :class:`~pipeline.exceptions.EmulatorError` when the emulator does not start.
     """
     if min(events, seed_events) < 1 or seed_events > events:
@@ -460,7 +460,7 @@ _HELP: Final = """\
 what it runs (one emulator, the reference workload, each run on a fresh stack from template.yaml):
   project      pipeline demo's run: the Producer publishes in a thread while the local event source
                drives the deployed handler (consumers/kinesis_consumer.py) with Lambda's semantics;
-               then every table is checked against pipeline.metrics.oracle
+               then every table is checked against tools.oracle
   seed style   the first --seed-events events, same producer, stream, event source settings and format;
                the handler decodes each record (pipeline.codecs.decode_record) and calls
                load/seed_consumer.py's SeedStyleConsumer (blocking UpdateItem/PutItem/GetItem per event)
@@ -470,7 +470,7 @@ figures:
   events/s             events / wall s
   DynamoDB requests    HTTP requests of the consumer's DynamoDB client (retries included)
   project/seed         ratio of events/s, and of each count per event
-verification: the project's tables must equal pipeline.metrics.oracle's, the fulfilment queue must hold
+verification: the project's tables must equal tools.oracle's, the fulfilment queue must hold
   one message per completed order, no bad row, no discarded batch; else exit 1. The seed style is not
   verified (not idempotent). Exit 2: usage error."""
 

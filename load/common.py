@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.local import MINISTACK_VERSION, EmbeddedEmulator
 from pipeline.settings import Settings
+from tools.local.emulator import MINISTACK_VERSION, EmbeddedEmulator
 
 __all__ = ["Target", "add_output_options", "emulator_settings", "noter", "positive_int"]
 

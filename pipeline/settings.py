@@ -11,8 +11,10 @@ import functools
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pipeline.retry import RetryPolicy
 
 __all__ = ["Settings", "aws_client", "lazy_client"]
 
@@ -25,14 +27,24 @@ class Settings:
 
     ``endpoint_url``: ``None`` for real AWS; ``http://127.0.0.1:PORT`` for the embedded emulator. When it
     is set, dummy credentials are used unless the environment provides real ones.
+
+    Two retry layers, never both on one call: ``max_attempts`` is botocore's (counting the first
+    attempt; 1 means botocore never retries), for callers that retry nothing themselves (tools);
+    ``retry`` is the policy of the project's own retry loops (writer, dedup store, S3 objects,
+    producer), whose clients are built with ``max_attempts=1``.
     """
 
     region: str = "us-east-1"
-    # max_attempts counts the first attempt too: 1 means botocore never retries (the caller owns retries).
     endpoint_url: str | None = None
     max_attempts: int = 5
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def call_seconds(self) -> float:
+        """The longest one call can take on these settings' clients: connect plus read timeout."""
+        return self.connect_timeout + self.read_timeout
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,10 +14,11 @@ Guarantees:
   before it is sent (``validate=True``, the default; with ``False`` only its size is checked): an
   event that readers would turn into a bad row (invalid, or past the 1 MiB a reader accepts per
   event) is refused with its reason, and the rest of the flush is delivered.
-- **Bounded retries.** Each record gets ``max_attempts`` sends with exponential backoff and full
-  jitter. When a record runs out, it and every later record of its key are given up, the rest still
-  go, and :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered, with a reason
-  each (``DeliveryError.reasons``). Errors that can never succeed (unknown stream, access denied) give
+- **Bounded retries.** Each record gets ``retry.attempts`` sends with the project's one
+  :class:`~pipeline.retry.RetryPolicy` (exponential backoff, full jitter; 10 attempts by default).
+  When a record runs out, it and every later record of its key are given up, the rest still go, and
+  :class:`~pipeline.exceptions.DeliveryError` lists every event not delivered, with a reason each
+  (``DeliveryError.reasons``). Errors that can never succeed (unknown stream, access denied) give
   up at once, and so does a flush that cannot route its events (``ListShards`` failing): every event
   of that flush is listed.
 - Thread-safe: ``put`` from any thread; one flush runs at a time. A background thread flushes after
@@ -55,8 +56,12 @@ from pipeline.events import DEFAULT_POLICY, Event, decode_event, encode_event
 from pipeline.events.limits import MAX_EVENT_BYTES
 from pipeline.exceptions import DeliveryError, EventValidationError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
+from pipeline.retry import RetryPolicy
 
-__all__ = ["Producer", "ProducerStats"]
+__all__ = ["PRODUCER_RETRY", "Producer", "ProducerStats"]
+
+PRODUCER_RETRY: Final = RetryPolicy(attempts=10, base_delay=0.05, max_delay=2.0)
+"""Ten sends a record, 50 ms doubling to 2 s: rides out a throttled shard for about ten seconds."""
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +123,19 @@ class Producer:
         record_format: RecordFormat = RecordFormat.JSON,
         linger_seconds: float = 0.2,
         max_buffered_events: int = 5_000,
-        max_attempts: int = 10,
-        base_backoff: float = 0.05,
-        max_backoff: float = 2.0,
+        retry: RetryPolicy = PRODUCER_RETRY,
         shard_map: ShardMap | None = None,
         validate: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.stream_name = stream_name
         self.record_format = RecordFormat(record_format)
         self.stats = ProducerStats()
         self._kinesis = kinesis
         self._linger = linger_seconds
         self._max_buffered = max_buffered_events
-        self._max_attempts = max_attempts
-        self._base_backoff = base_backoff
-        self._max_backoff = max_backoff
+        self._retry = retry
         self._shard_map = shard_map
         self._validate = validate
         self._sleep = sleep
@@ -351,15 +350,14 @@ class Producer:
                     continue
                 retry_attempt = min(retry_attempt or item.attempts, item.attempts)
                 self.stats.failed_entries += 1
-                if item.attempts < self._max_attempts:
+                if item.attempts < self._retry.attempts:
                     self.stats.retries += 1
             pending, lost = self._split_exhausted([p for p in pending if id(p) not in done])
             undelivered += lost
             if retry_attempt and pending:
                 # Backoff grows with the retried entries' own attempts, not with the flush's age: a steady
-                # 30% partial-failure rate must not push every later call towards max_backoff.
-                cap = min(self._max_backoff, self._base_backoff * 2 ** (retry_attempt - 1))
-                self._sleep(self._rng.uniform(0, cap))
+                # 30% partial-failure rate must not push every later call towards the longest delay.
+                self._sleep(self._rng.uniform(0, self._retry.cap(retry_attempt)))
         if undelivered:
             raise DeliveryError(f"PutRecords to {self.stream_name} ran out of retries", undelivered)
 
@@ -369,7 +367,7 @@ class Producer:
         kept: list[_Pending] = []
         lost: list[Event] = []
         for item in pending:
-            if item.attempts >= self._max_attempts or item.key in abandoned:
+            if item.attempts >= self._retry.attempts or item.key in abandoned:
                 abandoned.add(item.key)
                 lost += item.record.events
             else:

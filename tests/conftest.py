@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline.local import EmbeddedEmulator
 from pipeline.settings import Settings, aws_client
+from tools.local.emulator import EmbeddedEmulator
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient

@@ -2,7 +2,7 @@
 
 Builds shard record lists from events (any format, junk mixed in, producer resends of earlier
 records), the processor on in-memory stores, the handler as Lambda calls it
-(``handle_kinesis_event`` with a processor), and fault plans drawn by hypothesis.
+(:class:`~pipeline.consumer.handler.Consumer` on in-memory sinks), and fault plans drawn by hypothesis.
 """
 
 from __future__ import annotations
@@ -10,27 +10,27 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
 from pipeline.codecs import RecordFormat, encode_records
-from pipeline.consumer.badrows import MemoryBadRowSink
 from pipeline.consumer.context import ContextLoaderFromStore
-from pipeline.consumer.dedup import EventDeduplicator, MemoryDedupStore
-from pipeline.consumer.lambda_adapter import handle_kinesis_event
+from pipeline.consumer.dedup import EventDeduplicator
+from pipeline.consumer.handler import Consumer
 from pipeline.consumer.processor import BatchProcessor
 from pipeline.events import Event
-from pipeline.local.esm import StreamRecord
-from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore
 from pipeline.partitioning import ShardMap
 from pipeline.plugins import REGISTRY
+from pipeline.retry import RetryPolicy
+from pipeline.stream import StreamRecord
+from tools.memory import MemoryBadRowSink, MemoryDedupStore, MemoryMetricWriter, MemoryStore
 
-__all__ = ["FaultPlan", "MemoryConsumer", "build_shards", "lambda_handler", "memory_consumer", "stream_arn"]
+__all__ = ["FaultPlan", "MemoryConsumer", "build_shards", "memory_consumer", "stream_arn"]
 
 stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/test-events"
-_ARRIVAL = 1_795_500_000.0
+_ARRIVAL = datetime.fromtimestamp(1_795_500_000, UTC)
 
 
 def build_shards(
@@ -64,27 +64,14 @@ def build_shards(
     for number, sid in enumerate(shard_map.shard_ids):
         for i, (key, data) in enumerate(payloads[sid]):
             sequence = f"{number + 1:05d}{i + 1:025d}"
-            out[sid].append(StreamRecord(sid, sequence, key, data, _ARRIVAL + i))
+            out[sid].append(StreamRecord(sid, sequence, data, _ARRIVAL + timedelta(seconds=i), key))
     return out
-
-
-def lambda_handler(processor: BatchProcessor) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The handler's body as the deployed module runs it, with quiet Powertools objects."""
-    logger = Logger(service="test-consumer", level="CRITICAL")
-    metrics = Metrics(namespace="Test", service="test-consumer")
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        try:
-            return handle_kinesis_event(event, processor, logger, metrics)
-        finally:
-            metrics.clear_metrics()
-
-    return handler
 
 
 @dataclass
 class MemoryConsumer:
-    """The real processor on in-memory stores, with handles on each of them for faults and checks."""
+    """The real consumer (handler, processor, every plugin, dedup, bad rows) on in-memory stores, with
+    handles on each of them for faults and checks."""
 
     store: MemoryStore
     writer: MemoryMetricWriter
@@ -92,28 +79,44 @@ class MemoryConsumer:
     dedup_store: MemoryDedupStore
     dedup: EventDeduplicator
     processor: BatchProcessor
+    consumer: Consumer
 
     def new_container(self) -> None:
         """What a new Lambda container knows: nothing in memory, everything in the stores."""
         self.writer.forget()
         self.dedup.forget()
 
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The handler as Lambda calls it (:meth:`Consumer.handle`), with quiet Powertools objects."""
+        try:
+            return self.consumer.handle(event, context)
+        finally:
+            self.consumer.metrics.clear_metrics()
+
 
 def memory_consumer(
     store: MemoryStore | None = None,
     *,
     fails: Callable[[object], bool] | None = None,
-    max_rounds: int = 6,
+    attempts: int = 6,
     dedup_window: timedelta = timedelta(hours=1),
 ) -> MemoryConsumer:
     """The production processor's parts (every plugin, dedup, bad rows) on in-memory stores."""
     store = store or MemoryStore()
-    writer = MemoryMetricWriter(store, fails=fails, max_rounds=max_rounds)
+    writer = MemoryMetricWriter(store, fails=fails, retry=RetryPolicy(attempts=attempts, base_delay=0, max_delay=0))
     sink = MemoryBadRowSink()
     dedup_store = MemoryDedupStore()
     dedup = EventDeduplicator(dedup_store, dedup_window)
     processor = BatchProcessor(REGISTRY, writer, ContextLoaderFromStore(writer, REGISTRY), sink, dedup)
-    return MemoryConsumer(store, writer, sink, dedup_store, dedup, processor)
+    consumer = Consumer(
+        processor,
+        writer,
+        None,
+        call_seconds=0.0,
+        logger=Logger(service="test-consumer", level="CRITICAL"),
+        metrics=Metrics(namespace="Test", service="test-consumer"),
+    )
+    return MemoryConsumer(store, writer, sink, dedup_store, dedup, processor, consumer)
 
 
 @dataclass

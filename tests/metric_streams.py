@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Protocol
 
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce
-from pipeline.metrics.memory import MemoryStore
-from pipeline.metrics.oracle import Tables, apply_effects
+from pipeline.metrics.flush import FlushResult
 from pipeline.metrics.plan import Positioned, watermark_attribute
-from pipeline.metrics.positions import encode_position
+from pipeline.retry import NO_DEADLINE, Deadline
+from pipeline.stream import encode_position
+from tools.memory import MemoryStore
+from tools.oracle import Tables, apply_effects
 
 __all__ = [
     "SHARD",
@@ -23,6 +26,7 @@ __all__ = [
     "delivered",
     "expected_messages",
     "expected_tables",
+    "flushed",
     "order_key",
     "pos",
     "sample_stream",
@@ -30,6 +34,25 @@ __all__ = [
 ]
 
 SHARD = "shardId-000000000000"
+
+
+class _MetricSink(Protocol):
+    last: FlushResult | None
+
+    def add(self, position: str, item: Effect) -> None: ...
+
+    def flush(self, shard_id: str, deadline: Deadline) -> str | None: ...
+
+
+def flushed(
+    writer: _MetricSink, shard_id: str, stream: Sequence[Positioned], deadline: Deadline = NO_DEADLINE
+) -> FlushResult:
+    """Add ``stream`` to ``writer`` (a metric sink) and flush it: the flush's whole result."""
+    for positioned in stream:
+        writer.add(positioned.position, positioned.effect)
+    writer.flush(shard_id, deadline)
+    assert writer.last is not None
+    return writer.last
 
 
 def pos(i: int, sequence_base: int = 49_650_000_000_000_000_000) -> str:

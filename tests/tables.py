@@ -1,10 +1,10 @@
-"""Provision the consumer's stores on the emulator for one test (see :mod:`pipeline.local.provision`).
+"""Provision the consumer's stores on the emulator for one test (see :mod:`tools.local.provision`).
 
 Names are unique per call, so tests never share state and need no cleanup order.
 """
 
 from __future__ import annotations
 
-from pipeline.local.provision import create_resources, delete_resources, provisioned
+from tools.local.provision import create_resources, delete_resources, provisioned
 
 __all__ = ["create_resources", "delete_resources", "provisioned"]

@@ -5,7 +5,7 @@ The flow, one module per step:
 - :mod:`pipeline.archive.layout`: the key layout (``events/event_type=T/dt=D/...``, ``errors/...``), the
   one place keys are built and parsed;
 - :mod:`pipeline.archive.transform`: the Firehose data transformation (the Lambda's core);
-- :mod:`pipeline.archive.local_firehose`: what the emulator's Firehose lacks, run locally with the
+- :mod:`tools.local.firehose`: what the emulator's Firehose lacks, run locally with the
   same transform and layout (buffering by size and time, GZIP objects, the error prefix);
 - :mod:`pipeline.archive.reader`: ``list_objects`` and ``read_events`` (streaming, bounded memory),
   for ``pipeline archive``, the analytics job and load replays.

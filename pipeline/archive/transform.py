@@ -67,15 +67,13 @@ from pipeline.archive.layout import Partition, error_prefix, split_object_name
 from pipeline.codecs import decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.events import DEFAULT_POLICY, ValidationPolicy
-from pipeline.exceptions import ConfigurationError, DecodeError, TransientError
-from pipeline.objectstore import S3ObjectWriter
+from pipeline.exceptions import ConfigurationError, DecodeError
+from pipeline.retry import NO_DEADLINE, Deadline
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
     "FirehoseTransform",
-    "MemoryObjectWriter",
     "ObjectWriter",
-    "S3ObjectWriter",
     "TransformResult",
     "TransformStats",
     "archive_bucket_from_env",
@@ -100,26 +98,10 @@ def archive_bucket_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 class ObjectWriter(Protocol):
-    def put_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
-        """Write every ``(key, body)``, or raise :class:`TransientError` (nothing else). Idempotent per key."""
+    def put_many(self, objects: Sequence[tuple[str, bytes]], deadline: Deadline = NO_DEADLINE) -> None:
+        """Write every ``(key, body)``, retrying until ``deadline``, or raise :class:`TransientError`
+        (nothing else). Idempotent per key. (:class:`~pipeline.objectstore.S3ObjectWriter` in Lambda.)"""
         ...
-
-
-class MemoryObjectWriter:
-    """Objects in a dict (tests, and the reference the local Firehose is checked against)."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.puts = 0
-        self.fail_next = 0
-
-    def put_many(self, objects: Sequence[tuple[str, bytes]]) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise TransientError("injected object write failure")
-        for key, body in objects:
-            self.puts += 1
-            self.objects[key] = body
 
 
 @dataclass(slots=True)
@@ -246,13 +228,14 @@ class FirehoseTransform:
         self._budget = max_response_bytes
         self._policy = policy
 
-    def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def __call__(self, event: Mapping[str, Any], deadline: Deadline = NO_DEADLINE) -> dict[str, Any]:
         """The response only (what the Lambda handler returns)."""
-        return self.transform(event).response
+        return self.transform(event, deadline).response
 
-    def transform(self, event: Mapping[str, Any]) -> TransformResult:
-        """Transform every record of ``event``; raises :class:`TransientError` if an own write fails and
-        :class:`TransformContractError` if ``event`` is not a Firehose transformation event."""
+    def transform(self, event: Mapping[str, Any], deadline: Deadline = NO_DEADLINE) -> TransformResult:
+        """Transform every record of ``event``; raises :class:`~pipeline.exceptions.TransientError` if an
+        own write still fails at ``deadline`` and :class:`TransformContractError` if ``event`` is not a
+        Firehose transformation event."""
         stats = TransformStats()
         out: list[dict[str, Any]] = []
         objects: list[tuple[str, bytes]] = []
@@ -271,7 +254,7 @@ class FirehoseTransform:
                 entry = self._failed(record, raw, reason, name, self._budget - used, objects, stats)
             used += _ENTRY_OVERHEAD + len(record.record_id) + len(entry.get("data", ""))
             out.append(entry)
-        self._writer.put_many(objects)
+        self._writer.put_many(objects, deadline)
         stats.response_bytes = used
         return TransformResult({"records": out}, stats)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Final, Protocol
+from typing import Final
 
 import msgspec
 
@@ -48,8 +48,9 @@ from pipeline.events.decoder import (
     translate,
 )
 from pipeline.exceptions import DecodeError, EventValidationError
+from pipeline.stream import StreamRecord
 
-__all__ = ["DecodeResult", "DecodedEvent", "RecordLike", "decode_events", "decode_record", "decode_records"]
+__all__ = ["DecodeResult", "DecodedEvent", "decode_events", "decode_record", "decode_records"]
 
 _decode: Final = decode_unchecked
 _any_json: Final = msgspec.json.Decoder().decode
@@ -89,19 +90,6 @@ class DecodedEvent(msgspec.Struct, frozen=True, gc=False):
 
 DecodeResult = DecodedEvent | DecodeError
 _Decoded: Final = DecodedEvent
-
-
-class RecordLike(Protocol):
-    """What :func:`decode_records` reads of a stream record."""
-
-    @property
-    def shard_id(self) -> str: ...
-    @property
-    def sequence_number(self) -> str: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def arrival(self) -> datetime: ...
 
 
 def _reason(error: Exception) -> str:
@@ -318,7 +306,7 @@ def decode_record(
     return out
 
 
-def decode_records(records: Sequence[RecordLike], policy: ValidationPolicy = DEFAULT_POLICY) -> list[DecodeResult]:
+def decode_records(records: Sequence[StreamRecord], policy: ValidationPolicy = DEFAULT_POLICY) -> list[DecodeResult]:
     """:func:`decode_record` of every record, in order, each judged against its own arrival plus the
     policy's horizon: the consumer's hot path (one call per batch, the single-event case inline).
 

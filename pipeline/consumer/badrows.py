@@ -18,15 +18,15 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
 
 import orjson
 
-from pipeline.exceptions import DecodeError, TransientError
-from pipeline.metrics.positions import encode_position
+from pipeline.exceptions import DecodeError
 from pipeline.objectstore import S3ObjectWriter
+from pipeline.retry import NO_DEADLINE, Deadline
+from pipeline.stream import encode_position
 
-__all__ = ["BadRow", "BadRowSink", "MemoryBadRowSink", "S3BadRowSink", "record_key"]
+__all__ = ["BadRow", "S3BadRowSink", "group_by_record", "record_key"]
 
 
 def record_key(prefix: str, arrival: datetime, shard_id: str, sequence_number: str) -> str:
@@ -87,45 +87,29 @@ def group_by_record(rows: Sequence[BadRow], prefix: str) -> dict[str, list[BadRo
     return objects
 
 
-class BadRowSink(Protocol):
-    def write(self, rows: Sequence[BadRow]) -> None:
-        """Persist every row, or raise :class:`TransientError` (nothing else) if that cannot be done now.
-
-        ``rows`` holds *all* the bad rows of each record it touches (a record's object is rewritten whole).
-        """
-        ...
-
-
 class S3BadRowSink:
-    """Bad rows as S3 objects under ``prefix`` in ``bucket``, one per record, a few written at once."""
+    """Bad rows as S3 objects under ``prefix`` in ``bucket``, one per record (a :class:`~pipeline.sinks.Sink`).
 
-    def __init__(self, s3: Any, bucket: str, prefix: str = "bad-rows/", *, max_concurrency: int = 4) -> None:
-        self._writer = S3ObjectWriter(s3, bucket, max_concurrency=max_concurrency)
+    ``add`` buffers a row; ``flush`` writes one object per record holding all of that record's rows
+    added since the last flush (the caller adds every bad row of each record it touches, so an object
+    is always rewritten whole), and returns the first position of a row not written.
+    """
+
+    def __init__(self, writer: S3ObjectWriter, prefix: str = "bad-rows/") -> None:
+        self._writer = writer
         self._prefix = prefix
+        self._rows: list[BadRow] = []
 
-    def write(self, rows: Sequence[BadRow]) -> None:
-        objects = group_by_record(rows, self._prefix)
-        self._writer.put_many([(key, b"\n".join(r.to_json() for r in mine) + b"\n") for key, mine in objects.items()])
+    def add(self, position: str, item: BadRow) -> None:
+        self._rows.append(item)
 
+    def discard(self) -> str | None:
+        rows, self._rows = self._rows, []
+        self._writer.discard()
+        return min((row.position for row in rows), default=None)
 
-class MemoryBadRowSink:
-    """Bad rows in a dict of objects keyed like the S3 ones (for tests and the reference model)."""
-
-    def __init__(self, prefix: str = "bad-rows/") -> None:
-        self.prefix = prefix
-        self.objects: dict[str, list[BadRow]] = {}
-        self.puts = 0
-        self.fail_next: int = 0
-
-    @property
-    def rows(self) -> list[BadRow]:
-        """Every stored row, record by record."""
-        return [row for key in sorted(self.objects) for row in self.objects[key]]
-
-    def write(self, rows: Sequence[BadRow]) -> None:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise TransientError("injected bad-rows sink failure")
-        for key, mine in group_by_record(rows, self.prefix).items():
-            self.puts += 1
-            self.objects[key] = mine
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        rows, self._rows = self._rows, []
+        for key, mine in group_by_record(rows, self._prefix).items():
+            self._writer.add(mine[0].position, (key, b"\n".join(r.to_json() for r in mine) + b"\n"))
+        return self._writer.flush(shard_id, deadline)

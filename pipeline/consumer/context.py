@@ -18,12 +18,15 @@ from typing import Any, Protocol
 from pipeline.events import Event
 from pipeline.metrics.effects import ItemKey
 from pipeline.plugins.base import BatchContext, Plugin, PluginSettings, StoredItem
+from pipeline.retry import NO_DEADLINE, Deadline
 
 __all__ = ["ContextLoaderFromStore", "ItemReader"]
 
 
 class ItemReader(Protocol):
-    def read(self, table: str, keys: Sequence[ItemKey]) -> Mapping[ItemKey, Mapping[str, Any]]:
+    def read(
+        self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE
+    ) -> Mapping[ItemKey, Mapping[str, Any]]:
         """The stored items for ``keys`` of logical ``table`` (absent keys are left out).
 
         Raises :class:`~pipeline.exceptions.TransientError` when the store cannot answer now.
@@ -51,7 +54,7 @@ class ContextLoaderFromStore:
         self._cache: OrderedDict[tuple[str, ItemKey], StoredItem | None] = OrderedDict()
         self._cache_size = cache_size
 
-    def load(self, events: Sequence[Event]) -> BatchContext:
+    def load(self, events: Sequence[Event], deadline: Deadline = NO_DEADLINE) -> BatchContext:
         """Read what the plugins need for ``events``. Raises TransientError when the store cannot answer."""
         fresh: dict[str, dict[ItemKey, None]] = {}
         cached: dict[str, dict[ItemKey, None]] = {}
@@ -63,13 +66,13 @@ class ContextLoaderFromStore:
                 (cached if read.cacheable else fresh).setdefault(read.table, {})[read.key] = None
         items: dict[tuple[str, ItemKey], StoredItem] = {}
         for table, keys in fresh.items():
-            for key, item in self._reader.read(table, list(keys)).items():
+            for key, item in self._reader.read(table, list(keys), deadline).items():
                 items[(table, key)] = item
         for table, keys in cached.items():
-            items.update(self._cached(table, list(keys)))
+            items.update(self._cached(table, list(keys), deadline))
         return BatchContext(items, self._settings)
 
-    def _cached(self, table: str, keys: list[ItemKey]) -> dict[tuple[str, ItemKey], StoredItem]:
+    def _cached(self, table: str, keys: list[ItemKey], deadline: Deadline) -> dict[tuple[str, ItemKey], StoredItem]:
         out: dict[tuple[str, ItemKey], StoredItem] = {}
         missing: list[ItemKey] = []
         for key in keys:
@@ -82,7 +85,7 @@ class ContextLoaderFromStore:
             if item is not None:
                 out[ref] = item
         if missing:
-            found = self._reader.read(table, missing)
+            found = self._reader.read(table, missing, deadline)
             for key in missing:
                 item = found.get(key)
                 self._cache[(table, key)] = item

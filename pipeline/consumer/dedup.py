@@ -42,17 +42,19 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Protocol
+
+from pipeline.exceptions import TransientError
+from pipeline.retry import NO_DEADLINE, Deadline
 
 __all__ = [
     "ENTRY_BYTES",
     "DedupItem",
     "DedupStore",
     "EventDeduplicator",
-    "MemoryDedupStore",
     "SeenIndex",
     "entry_of",
 ]
@@ -91,18 +93,19 @@ class DedupItem:
 class DedupStore(Protocol):
     """Where the items live (``event_dedup`` in DynamoDB; a dict in tests)."""
 
-    def recent(self, shard_id: str, since: float) -> Iterator[DedupItem]:
+    def recent(self, shard_id: str, since: float, deadline: Deadline = NO_DEADLINE) -> Iterator[DedupItem]:
         """The shard's items, newest first, at least until one arrived before ``since`` (epoch seconds).
 
         Raises :class:`~pipeline.exceptions.TransientError` when the store cannot answer now.
         """
         ...
 
-    def after(self, shard_id: str, key: str) -> list[DedupItem]:
-        """The shard's items whose key sorts after ``key``, in key order. Raises TransientError."""
+    def after(self, shard_id: str, key: str, deadline: Deadline = NO_DEADLINE) -> list[DedupItem]:
+        """The shard's items whose key sorts after ``key`` (all when ``key`` is empty), in key order.
+        Raises TransientError."""
         ...
 
-    def put(self, items: Sequence[DedupItem], ttl: float) -> None:
+    def put(self, items: Sequence[DedupItem], ttl: float, deadline: Deadline = NO_DEADLINE) -> None:
         """Store every item (overwriting one with the same key), expiring at ``ttl`` (epoch seconds).
         Raises :class:`~pipeline.exceptions.TransientError` if that cannot be done now."""
         ...
@@ -187,8 +190,8 @@ class EventDeduplicator:
     """Per-container deduplication over a :class:`DedupStore`: one :class:`SeenIndex` per shard.
 
     Per batch: :meth:`duplicates` (reads the store once per batch, and the window once per new
-    container), then :meth:`commit` of the events counted, before their effects are flushed.
-    Not thread-safe.
+    container), then, as a :class:`~pipeline.sinks.Sink`, :meth:`add` each counted event and
+    :meth:`flush` before the batch's effects are flushed. Not thread-safe.
     """
 
     def __init__(self, store: DedupStore, window: timedelta, *, max_entries: int = 4_000_000) -> None:
@@ -196,6 +199,8 @@ class EventDeduplicator:
         self._window = window
         self._max_entries = max_entries
         self._indexes: dict[str, SeenIndex] = {}
+        self._pending: list[tuple[str, str]] = []
+        self._arrival = 0.0
 
     @property
     def window(self) -> timedelta:
@@ -208,14 +213,17 @@ class EventDeduplicator:
         """Drop every in-memory index (a new container, for tests)."""
         self._indexes.clear()
 
-    def duplicates(self, shard_id: str, events: Sequence[tuple[str, str]], arrival: datetime) -> set[int]:
+    def duplicates(
+        self, shard_id: str, events: Sequence[tuple[str, str]], arrival: datetime, deadline: Deadline = NO_DEADLINE
+    ) -> set[int]:
         """Indexes of ``events`` that resend an event counted earlier (see the module docstring).
 
         ``events`` are ``(event_id, encoded position)`` of the batch's first occurrences, in stream
-        order; ``arrival`` is the latest arrival of the batch's records. Raises TransientError when
-        the store cannot be read.
+        order; ``arrival`` is the latest arrival of the batch's records (it dates the batch's item).
+        Raises TransientError when the store cannot be read.
         """
-        index = self._refresh(shard_id, arrival.timestamp())
+        self._arrival = arrival.timestamp()
+        index = self._refresh(shard_id, self._arrival, deadline)
         out: set[int] = set()
         for number, (event_id, position) in enumerate(events):
             entry = entry_of(event_id, position)
@@ -224,31 +232,50 @@ class EventDeduplicator:
                 out.add(number)
         return out
 
-    def commit(self, shard_id: str, events: Sequence[tuple[str, str]], arrival: datetime) -> None:
-        """Store the entries of the batch's counted ``events``, then enter them in the index.
+    def add(self, position: str, item: str) -> None:
+        """A counted event of the batch: ``item`` is its event id."""
+        self._pending.append((item, position))
 
-        Raises TransientError (then nothing is entered in the index).
-        """
+    def discard(self) -> str | None:
+        pending, self._pending = self._pending, []
+        return min((position for _, position in pending), default=None)
+
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        """Store the entries of the counted events, then enter them in the index; the first position
+        not persisted (all of the batch's) when the store cannot take them."""
+        events, self._pending = self._pending, []
         if not events:
-            return
-        now = arrival.timestamp()
-        items = _items(shard_id, events, b"".join(entry_of(e, p) for e, p in events), now)
-        self._store.put(items, ttl=now + 2 * self._window.total_seconds() + 86_400)
+            return None
+        items = _items(shard_id, events, b"".join(entry_of(e, p) for e, p in events), self._arrival)
+        try:
+            self._store.put(items, self._arrival + 2 * self._window.total_seconds() + 86_400, deadline)
+        except TransientError:
+            return min(position for _, position in events)
         index = self._indexes.get(shard_id)
         if index is not None:
             for item in items:
                 index.add(item)
+        return None
 
-    def _refresh(self, shard_id: str, now: float) -> SeenIndex:
+    def commit(self, shard_id: str, events: Sequence[tuple[str, str]], arrival: datetime) -> None:
+        """:meth:`add` every ``(event_id, position)`` and :meth:`flush` (tools and tests); raises
+        TransientError if the store cannot take them."""
+        self._arrival = arrival.timestamp()
+        for event_id, position in events:
+            self.add(position, event_id)
+        if self.flush(shard_id) is not None:
+            raise TransientError("dedup entries not written")
+
+    def _refresh(self, shard_id: str, now: float, deadline: Deadline) -> SeenIndex:
         index = self._indexes.get(shard_id)
         if index is None:
             index = SeenIndex(self._window, max_entries=self._max_entries)
             slack = 300.0  # arrival times are approximate: read a little past the window's edge
-            for item in self._store.recent(shard_id, now - index.window - slack):
+            for item in self._store.recent(shard_id, now - index.window - slack, deadline):
                 index.add(item)
             self._indexes[shard_id] = index
         else:
-            for item in self._store.after(shard_id, index.newest_key):
+            for item in self._store.after(shard_id, index.newest_key, deadline):
                 index.add(item)
         index.expire(now)
         return index
@@ -263,39 +290,3 @@ def _items(shard_id: str, events: Sequence[tuple[str, str]], entries: bytes, arr
         DedupItem(shard_id, f"{first}#{last}#{part:04d}", arrival, entries[offset : offset + chunk])
         for part, offset in enumerate(range(0, len(entries), chunk))
     )
-
-
-class MemoryDedupStore:
-    """Items in a dict (tests and the reference model). ``fail_next`` makes the next calls fail."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], DedupItem] = {}
-        self.fail_next = 0
-        self.puts = 0
-
-    def _maybe_fail(self) -> None:
-        if self.fail_next > 0:
-            from pipeline.exceptions import TransientError
-
-            self.fail_next -= 1
-            raise TransientError("injected dedup store failure")
-
-    def recent(self, shard_id: str, since: float) -> Iterator[DedupItem]:
-        self._maybe_fail()
-        mine = sorted((item for (shard, _), item in self.items.items() if shard == shard_id), key=lambda i: i.key)
-        for item in reversed(mine):
-            yield item
-            if item.arrival < since:
-                return
-
-    def after(self, shard_id: str, key: str) -> list[DedupItem]:
-        self._maybe_fail()
-        return sorted(
-            (item for (shard, k), item in self.items.items() if shard == shard_id and k > key), key=lambda i: i.key
-        )
-
-    def put(self, items: Iterable[DedupItem], ttl: float) -> None:
-        self._maybe_fail()
-        for item in items:
-            self.puts += 1
-            self.items[(item.shard_id, item.key)] = item

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.consumer.dedup import DedupItem
 from pipeline.exceptions import ConfigurationError, MetricWriteError, TransientError
+from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
 
 __all__ = ["DynamoDedupStore"]
 
@@ -40,26 +41,26 @@ class DynamoDedupStore:
         dynamodb: Any,
         table: str,
         *,
-        max_attempts: int = 6,
-        base_backoff: float = 0.05,
+        retry: RetryPolicy | None = None,
+        call_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._dynamodb = dynamodb
         self._table = table
-        self._max_attempts = max_attempts
-        self._base_backoff = base_backoff
+        self._retry = retry or RetryPolicy()
+        self._call_seconds = call_seconds
         self._sleep = sleep
 
-    def recent(self, shard_id: str, since: float) -> Iterator[DedupItem]:
-        for item in self._query(shard_id, None, forward=False):
+    def recent(self, shard_id: str, since: float, deadline: Deadline = NO_DEADLINE) -> Iterator[DedupItem]:
+        for item in self._query(shard_id, None, deadline, forward=False):
             yield item
             if item.arrival < since:
                 return
 
-    def after(self, shard_id: str, key: str) -> list[DedupItem]:
-        return list(self._query(shard_id, key, forward=True))
+    def after(self, shard_id: str, key: str, deadline: Deadline = NO_DEADLINE) -> list[DedupItem]:
+        return list(self._query(shard_id, key, deadline, forward=True))
 
-    def put(self, items: Sequence[DedupItem], ttl: float) -> None:
+    def put(self, items: Sequence[DedupItem], ttl: float, deadline: Deadline = NO_DEADLINE) -> None:
         requests = [
             {
                 "PutRequest": {
@@ -75,13 +76,16 @@ class DynamoDedupStore:
             for item in items
         ]
         for start in range(0, len(requests), _ITEMS_PER_CALL):
-            self._write(requests[start : start + _ITEMS_PER_CALL])
+            self._write(requests[start : start + _ITEMS_PER_CALL], deadline)
 
-    def _write(self, requests: list[dict[str, Any]]) -> None:
+    def _another(self, retry: int, deadline: Deadline) -> bool:
+        return self._retry.wait(retry, deadline=deadline, call_seconds=self._call_seconds, sleep=self._sleep)
+
+    def _write(self, requests: list[dict[str, Any]], deadline: Deadline) -> None:
         pending = requests
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._base_backoff * 2 ** (attempt - 1))
+        for attempt in range(self._retry.attempts):
+            if attempt and not self._another(attempt, deadline):
+                break
             try:
                 response = self._dynamodb.batch_write_item(RequestItems={self._table: pending})
             except ClientError as exc:
@@ -94,7 +98,7 @@ class DynamoDedupStore:
                 return
         raise TransientError(f"{len(pending)} dedup items not written to {self._table} after retries")
 
-    def _query(self, shard_id: str, after: str | None, *, forward: bool) -> Iterator[DedupItem]:
+    def _query(self, shard_id: str, after: str | None, deadline: Deadline, *, forward: bool) -> Iterator[DedupItem]:
         condition = "#s = :s"
         values: dict[str, Any] = {":s": {"S": shard_id}}
         names = {"#s": "shard"}
@@ -111,7 +115,7 @@ class DynamoDedupStore:
             "ConsistentRead": True,
         }
         while True:
-            page = self._call_query(request)
+            page = self._call_query(request, deadline)
             for raw in page.get("Items", []):
                 yield DedupItem(raw["shard"]["S"], raw["batch"]["S"], float(raw["arrival"]["N"]), raw["entries"]["B"])
             last = page.get("LastEvaluatedKey")
@@ -119,10 +123,10 @@ class DynamoDedupStore:
                 return
             request = {**request, "ExclusiveStartKey": last}
 
-    def _call_query(self, request: dict[str, Any]) -> dict[str, Any]:
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._base_backoff * 2 ** (attempt - 1))
+    def _call_query(self, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        for attempt in range(self._retry.attempts):
+            if attempt and not self._another(attempt, deadline):
+                break
             try:
                 page: dict[str, Any] = self._dynamodb.query(**request)
             except ClientError as exc:

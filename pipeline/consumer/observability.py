@@ -9,7 +9,7 @@ when tracing is on (``POWERTOOLS_TRACE_DISABLED`` not true; the template derives
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 __all__ = ["traced", "tracing_enabled"]
@@ -17,13 +17,16 @@ __all__ = ["traced", "tracing_enabled"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def tracing_enabled() -> bool:
-    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in {"1", "true", "yes"}
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``POWERTOOLS_TRACE_DISABLED`` (in ``environ``, ``os.environ`` by default) leaves tracing on."""
+    value = (os.environ if environ is None else environ).get("POWERTOOLS_TRACE_DISABLED", "")
+    return value.strip().lower() not in {"1", "true", "yes"}
 
 
-def traced(handler: F) -> F:
-    """``Tracer().capture_lambda_handler`` when tracing is on; ``handler`` unchanged when it is off."""
-    if not tracing_enabled():
+def traced(handler: F, enabled: bool | None = None) -> F:
+    """``Tracer().capture_lambda_handler`` when tracing is on (``enabled``, else :func:`tracing_enabled`);
+    ``handler`` unchanged when it is off."""
+    if not (tracing_enabled() if enabled is None else enabled):
         return handler
     from aws_lambda_powertools import Tracer
 

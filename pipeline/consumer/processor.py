@@ -14,14 +14,19 @@ decoder, store limits included), and any event whose turn into effects fails: a 
 it, or an effect no store would take (:func:`~pipeline.metrics.limits.effect_problem`). Such an
 event is taken out and the plugins run again without it, so later events never depend on it.
 
-Timeline of one batch::
+Timeline of one batch: decode -> dedupe -> context -> plugins -> sinks -> the lowest failed position::
 
-    decode ─┬─ bad rows ───────────────────────────────────────────────────────┐
-            └─ first of each event id ─ resends out (dedup window) ─ context ─ │
-               plugins (bad events out) ─┬─ bad rows ──────────────────────────┤
-                                         └─ effects ───────────────────────────┤
-      sinks, in order: bad rows (one object per record), dedup entries, metric flush
-                                                     min(first position not persisted) -> response
+    decode ─┬─ bad rows ─────────────────────────────────────────────────────────┐
+            └─ first of each event id ─ resends out (dedup window) ─ context ─   │
+               plugins (bad events out) ─┬─ bad rows ────────────────────────────┤ add
+                                         ├─ counted event ids ──── dedup sink ───┤
+                                         └─ effects ───────────── metric sink ───┘
+      flush, in order: bad rows, dedup entries, metrics (a sink after a failed one is discarded)
+                                         min(first position not persisted) -> the Lambda response
+
+Every sink keeps :class:`~pipeline.sinks.Sink`'s contract; a ``deadline`` (from the invocation's
+remaining time) bounds every retry, so a batch that cannot finish reports where to resume instead of
+being cut by the function timeout.
 
 Not thread-safe: one processor per Lambda container (Lambda runs one invocation at a time in it).
 """
@@ -32,39 +37,26 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.codecs import DecodedEvent, decode_records
-from pipeline.consumer.badrows import BadRow, BadRowSink
+from pipeline.consumer.badrows import BadRow
 from pipeline.consumer.dedup import EventDeduplicator
 from pipeline.events import DEFAULT_POLICY, Event, ValidationPolicy
 from pipeline.exceptions import DecodeError, TransientError
 from pipeline.metrics.effects import Effect
-from pipeline.metrics.flush import FlushResult
 from pipeline.metrics.limits import effect_problem
 from pipeline.metrics.plan import Positioned
-from pipeline.metrics.positions import encode_position, first_position_of
 from pipeline.plugins.base import BatchContext, Plugin
+from pipeline.retry import NO_DEADLINE, Deadline
+from pipeline.sinks import Sink
+from pipeline.stream import StreamRecord, encode_position, first_position_of
 
-__all__ = ["BatchOutcome", "BatchProcessor", "ContextLoader", "KinesisRecord", "MetricWriter"]
-
-
-@dataclass(frozen=True, slots=True)
-class KinesisRecord:
-    """What the processor needs of one Kinesis record (the handler builds these from the Lambda event)."""
-
-    shard_id: str
-    sequence_number: str
-    data: bytes
-    arrival: datetime
-
-
-class MetricWriter(Protocol):
-    def flush(self, shard_id: str, effects: Sequence[Positioned]) -> FlushResult: ...
+__all__ = ["BatchOutcome", "BatchProcessor", "ContextLoader"]
 
 
 class ContextLoader(Protocol):
-    def load(self, events: Sequence[Event]) -> BatchContext:
+    def load(self, events: Sequence[Event], deadline: Deadline) -> BatchContext:
         """Read what plugins need for these events, in batch reads. Raises TransientError when it cannot."""
         ...
 
@@ -84,7 +76,6 @@ class BatchOutcome:
     bad_rows: int = 0
     effects: int = 0
     reason: str = ""
-    flush: FlushResult | None = None
     bad_row_reasons: list[str] = field(default_factory=list)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -97,28 +88,28 @@ class BatchOutcome:
 class BatchProcessor:
     """Decode, enrich and write one batch of records from one shard. See the module docstring.
 
-    ``dedup`` removes resends within its window (``None``: within the batch only). ``policy`` is
-    validation's (the future horizon).
+    ``metrics`` takes the effects, ``bad_rows`` the rows, ``dedup`` the counted event ids (``None``:
+    duplicates are dropped within the batch only). ``policy`` is validation's (the future horizon).
     """
 
     def __init__(
         self,
         plugins: Sequence[Plugin],
-        writer: MetricWriter,
+        metrics: Sink[Effect],
         context_loader: ContextLoader,
-        bad_rows: BadRowSink,
+        bad_rows: Sink[BadRow],
         dedup: EventDeduplicator | None = None,
         *,
         policy: ValidationPolicy = DEFAULT_POLICY,
     ) -> None:
         self._plugins = tuple(plugins)
-        self._writer = writer
+        self._metrics = metrics
         self._context = context_loader
         self._bad_rows = bad_rows
         self._dedup = dedup
         self._policy = policy
 
-    def process(self, records: Sequence[KinesisRecord]) -> BatchOutcome:
+    def process(self, records: Sequence[StreamRecord], deadline: Deadline = NO_DEADLINE) -> BatchOutcome:
         """Process a batch of one shard's records in sequence order; never raises for bad input.
 
         Raises only for bugs and misconfiguration (which Lambda then retries as a function error).
@@ -128,6 +119,48 @@ class BatchProcessor:
         shard_id = records[0].shard_id
         outcome = BatchOutcome(None, records=len(records))
         arrivals = {r.sequence_number: r.arrival for r in records}
+        decoded, bad = self._decode(records, arrivals)
+        unique = _first_of_each_id(decoded)
+        outcome.duplicates = len(decoded) - len(unique)
+        positions = [encode_position(d.sequence_number, d.sub_sequence_number, d.line) for d in unique]
+        latest = max(r.arrival for r in records)
+        failed: list[str] = []
+        try:
+            kept = self._not_resent(shard_id, unique, positions, latest, deadline)
+            outcome.resends = len(unique) - len(kept)
+            context = self._context.load([unique[i].event for i in kept], deadline)
+        except TransientError as exc:
+            outcome.reason = f"dedup or context read failed: {exc}"
+            failed.append(first_position_of(records[0].sequence_number))
+            kept, context = [], None
+        if context is not None:
+            effects, rejected = self._effects([(unique[i].event, positions[i]) for i in kept], context)
+            for index, reason in rejected.items():
+                event = unique[kept[index]]
+                bad.append(_bad_row(event, reason, arrivals[event.sequence_number]))
+            kept = [i for number, i in enumerate(kept) if number not in rejected]
+            outcome.effects = len(effects)
+            for positioned in effects:
+                self._metrics.add(positioned.position, positioned.effect)
+            if self._dedup is not None:
+                for i in kept:
+                    self._dedup.add(positions[i], unique[i].event.event_id)
+        for row in bad:
+            self._bad_rows.add(row.position, row)
+        outcome.bad_rows = len(bad)
+        outcome.bad_row_reasons = [row.reason for row in bad]
+        outcome.events = len(kept)
+        flush_reason = self._flush(shard_id, deadline, failed)
+        outcome.reason = outcome.reason or flush_reason
+        if failed:
+            outcome.failed_sequence_number = _record_of(records, min(failed))
+        return outcome
+
+    # ------------------------------------------------------------------ steps
+
+    def _decode(
+        self, records: Sequence[StreamRecord], arrivals: dict[str, datetime]
+    ) -> tuple[list[DecodedEvent], list[BadRow]]:
         decoded: list[DecodedEvent] = []
         bad: list[BadRow] = []
         for result in decode_records(records, self._policy):
@@ -135,64 +168,32 @@ class BatchProcessor:
                 bad.append(BadRow.from_error(result, arrivals[result.sequence_number]))
             else:
                 decoded.append(result)
-        unique = _first_of_each_id(decoded)
-        outcome.duplicates = len(decoded) - len(unique)
-        positions = [encode_position(d.sequence_number, d.sub_sequence_number, d.line) for d in unique]
-        latest = max(r.arrival for r in records)
-        failed: list[str] = []
-        try:
-            kept = self._not_resent(shard_id, unique, positions, latest)
-            outcome.resends = len(unique) - len(kept)
-            context = self._context.load([unique[i].event for i in kept])
-        except TransientError as exc:
-            outcome.reason = f"dedup or context read failed: {exc}"
-            failed.append(first_position_of(records[0].sequence_number))
-            kept, context = [], None
-        effects: list[Positioned] = []
-        if context is not None:
-            effects, rejected = self._effects([(unique[i].event, positions[i]) for i in kept], context)
-            for index, reason in rejected.items():
-                event = unique[kept[index]]
-                bad.append(_bad_row(event, reason, arrivals[event.sequence_number]))
-            kept = [i for number, i in enumerate(kept) if number not in rejected]
-        outcome.bad_rows = len(bad)
-        outcome.bad_row_reasons = [row.reason for row in bad]
-        outcome.events = len(kept)
-        outcome.effects = len(effects)
-        if not self._write(shard_id, bad, [(unique[i].event.event_id, positions[i]) for i in kept], latest):
-            failed.append(first_position_of(records[0].sequence_number))  # nothing flushed: retry it all
-            outcome.reason = outcome.reason or "bad rows or dedup entries not written after retries"
-        if context is not None and not failed:
-            outcome.flush = self._writer.flush(shard_id, effects)
-            if outcome.flush.failed_from is not None:
-                failed.append(outcome.flush.failed_from)
-                outcome.reason = "writes not persisted after retries"
-        if failed:
-            outcome.failed_sequence_number = _record_of(records, min(failed))
-        return outcome
+        return decoded, bad
 
-    # ------------------------------------------------------------------ steps
+    def _flush(self, shard_id: str, deadline: Deadline, failed: list[str]) -> str:
+        """Flush the sinks in order, appending each one's first unpersisted position to ``failed``; after
+        a failure (``failed`` not empty) the remaining sinks are discarded. The first failure's reason."""
+        sinks: list[tuple[str, Sink[Any]]] = [("bad rows", self._bad_rows)]
+        if self._dedup is not None:
+            sinks.append(("dedup entries", self._dedup))
+        sinks.append(("metrics", self._metrics))
+        reason = ""
+        for name, sink in sinks:
+            first = sink.discard() if failed else sink.flush(shard_id, deadline)
+            if first is not None:
+                failed.append(first)
+                reason = reason or f"{name} not persisted after retries"
+        return reason
 
     def _not_resent(
-        self, shard_id: str, unique: list[DecodedEvent], positions: list[str], latest: datetime
+        self, shard_id: str, unique: list[DecodedEvent], positions: list[str], latest: datetime, deadline: Deadline
     ) -> list[int]:
         """Indexes of ``unique`` that are not resends of an event counted in an earlier batch."""
         if self._dedup is None:
             return list(range(len(unique)))
         pairs = [(d.event.event_id, p) for d, p in zip(unique, positions, strict=True)]
-        resent = self._dedup.duplicates(shard_id, pairs, latest)
+        resent = self._dedup.duplicates(shard_id, pairs, latest, deadline)
         return [i for i in range(len(unique)) if i not in resent]
-
-    def _write(self, shard_id: str, bad: list[BadRow], counted: list[tuple[str, str]], latest: datetime) -> bool:
-        """Bad rows, then the dedup entries of the counted events; False if either is not persisted."""
-        try:
-            if bad:
-                self._bad_rows.write(bad)
-            if self._dedup is not None and counted:
-                self._dedup.commit(shard_id, counted, latest)
-        except TransientError:
-            return False
-        return True
 
     def _effects(
         self, events: list[tuple[Event, str]], context: BatchContext
@@ -290,7 +291,7 @@ def _first_of_each_id(decoded: list[DecodedEvent]) -> list[DecodedEvent]:
     return out
 
 
-def _record_of(records: Sequence[KinesisRecord], position: str) -> str:
+def _record_of(records: Sequence[StreamRecord], position: str) -> str:
     """The sequence number of the record that holds ``position`` (records are in sequence order)."""
     starts = [first_position_of(r.sequence_number) for r in records]
     index = max(bisect.bisect_right(starts, position) - 1, 0)

@@ -1,7 +1,7 @@
 """The flush engine both metric writers share: phases, bounded rounds, the per-container item cache.
 
 A writer is this engine plus a :class:`StoreBackend` (DynamoDB + SQS in
-:mod:`pipeline.metrics.writer`, dicts in :mod:`pipeline.metrics.memory`). The engine decides what to
+:mod:`pipeline.metrics.writer`, dicts in :mod:`tools.memory`). The engine decides what to
 write from what it knows (:mod:`pipeline.metrics.plan`); the backend only executes batches of reads,
 conditional writes and messages and reports each one's outcome. The contract is documented on
 :mod:`pipeline.metrics.writer`.
@@ -35,6 +35,7 @@ from pipeline.metrics.plan import (
     plan_write,
     unpersisted_from,
 )
+from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
 
 __all__ = ["FlushEngine", "FlushResult", "Outcome", "StoreBackend", "Tally", "WriteResult", "WriterStats"]
 
@@ -60,6 +61,8 @@ class FlushResult:
     failed_from: str | None
     """The lowest position whose effect is not persisted; ``None``: every effect is persisted."""
     stats: WriterStats
+    effects: int = 0
+    """How many effects the flush was given (before coalescing)."""
 
 
 class Tally:
@@ -161,47 +164,71 @@ class ItemCache:
             self._entries.popitem(last=False)
 
 
+class _Rounds:
+    """The rounds of one phase: the first, then one per retry while the policy and the deadline allow.
+
+    A round after a transient failure waits the policy's jittered delay; a round after a conflict only
+    (a stale belief, re-read in between) goes at once. Either kind uses up one attempt.
+    """
+
+    def __init__(self, engine: FlushEngine, deadline: Deadline) -> None:
+        self._engine = engine
+        self._deadline = deadline
+        self.retry = 0
+
+    def another(self, *, transient: bool) -> bool:
+        self.retry += 1
+        engine = self._engine
+        if not transient:
+            return self.retry < engine.retry.attempts and self._deadline.remaining() > engine.call_seconds
+        return engine.retry.wait(
+            self.retry, deadline=self._deadline, call_seconds=engine.call_seconds, sleep=engine.sleep, rng=engine.rng
+        )
+
+
 class FlushEngine:
-    """Runs the three phases of a flush against a backend; see :mod:`pipeline.metrics.writer`."""
+    """Runs the three phases of a flush against a backend; see :mod:`pipeline.metrics.writer`.
+
+    ``retry`` bounds each phase's rounds; ``call_seconds`` is the longest one backend call can take
+    (the client's connect plus read timeout): no round starts unless it can end before the deadline.
+    """
 
     def __init__(
         self,
         backend: StoreBackend,
         *,
-        max_rounds: int = 6,
-        base_backoff: float = 0.05,
+        retry: RetryPolicy | None = None,
+        call_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
         seed: int | None = None,
     ) -> None:
-        if max_rounds < 1:
-            raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
         self.backend = backend
         self.cache = ItemCache(cache_size)
-        self._max_rounds = max_rounds
-        self._base_backoff = base_backoff
-        self._sleep = sleep
-        self._random = random.Random(seed)  # noqa: S311 - backoff jitter, not a secret
+        self.retry = retry or RetryPolicy()
+        self.call_seconds = call_seconds
+        self.sleep = sleep
+        self.rng = random.Random(seed)  # noqa: S311 - backoff jitter, not a secret
 
-    def flush(self, shard_id: str, effects: Sequence[Positioned]) -> FlushResult:
+    def flush(self, shard_id: str, effects: Sequence[Positioned], deadline: Deadline = NO_DEADLINE) -> FlushResult:
         tally = Tally()
         batch = coalesce(effects)
         failed: list[str | None] = []
-        left_puts = self._put_once(batch.puts, tally)
+        left_puts = self._put_once(batch.puts, tally, deadline)
         if left_puts:
             failed += [plan.position for plan in left_puts.values()]
             failed += [self._unpersisted(shard_id, plan) for plan in batch.items.values()]
             failed += self._unsent(batch.messages)
         else:
-            left_items = self._update(shard_id, batch.items, tally)
+            left_items = self._update(shard_id, batch.items, tally, deadline)
             if left_items:
                 failed += [self._unpersisted(shard_id, plan) for plan in left_items.values()]
                 failed += self._unsent(batch.messages)
             else:
-                failed += [plan.position for plan in self._send(batch.messages, tally).values()]
-        return FlushResult(min((p for p in failed if p is not None), default=None), tally.stats())
+                failed += [plan.position for plan in self._send(batch.messages, tally, deadline).values()]
+        return FlushResult(min((p for p in failed if p is not None), default=None), tally.stats(), len(effects))
 
-    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, State]:
+    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
         """Consistent reads of ``keys`` of logical ``table``; missing items are left out.
 
         What is read is also learnt by the cache (a later flush of those items needs no read). Raises
@@ -210,27 +237,22 @@ class FlushEngine:
         refs = list(dict.fromkeys((table, key) for key in keys))
         found: dict[ItemRef, State | None] = {}
         tally = Tally()
-        for round_ in range(self._max_rounds):
-            left = [ref for ref in refs if ref not in found]
-            if not left:
-                break
-            if round_:
-                self._backoff(round_)
-            for ref, state in self.backend.read(left, tally).items():
+        rounds = _Rounds(self, deadline)
+        while refs:
+            for ref, state in self.backend.read([ref for ref in refs if ref not in found], tally).items():
                 self.cache.put(ref, state)
                 found[ref] = state
+            if len(found) == len(refs) or not rounds.another(transient=True):
+                break
         if len(found) < len(refs):
             raise TransientError(f"{len(refs) - len(found)} of {len(refs)} {table} items unread after retries")
         return {ref[1]: state for ref, state in found.items() if state is not None}
 
     # Phase 1: PutOnce. INSERT; DuplicateItem means an earlier write won, which is success.
-    def _put_once(self, puts: dict[ItemRef, PutPlan], tally: Tally) -> dict[ItemRef, PutPlan]:
+    def _put_once(self, puts: dict[ItemRef, PutPlan], tally: Tally, deadline: Deadline) -> dict[ItemRef, PutPlan]:
         pending = {ref: plan for ref, plan in puts.items() if self.cache.state(ref) in (UNKNOWN, None)}
-        for round_ in range(self._max_rounds):
-            if not pending:
-                break
-            if round_:
-                self._backoff(round_)
+        rounds = _Rounds(self, deadline)
+        while pending:
             writes = [ItemWrite(ref[0], ref[1], insert=True, sets=dict(plan.put.item)) for ref, plan in pending.items()]
             for write, result in zip(writes, self.backend.write(writes, tally), strict=True):
                 if result.outcome is Outcome.OK:
@@ -241,15 +263,17 @@ class FlushEngine:
                 else:  # the item exists: the first put won
                     self.cache.forget(write.ref)
                 del pending[write.ref]
+            if pending and not rounds.another(transient=True):
+                break
         return pending
 
     # Phase 2: Add and Extreme, one conditional write per item from its known state.
-    def _update(self, shard_id: str, items: dict[ItemRef, ItemPlan], tally: Tally) -> dict[ItemRef, ItemPlan]:
+    def _update(
+        self, shard_id: str, items: dict[ItemRef, ItemPlan], tally: Tally, deadline: Deadline
+    ) -> dict[ItemRef, ItemPlan]:
         pending = dict(items)
-        transient = False
-        for round_ in range(self._max_rounds):
-            if round_ and transient:
-                self._backoff(round_)
+        rounds = _Rounds(self, deadline)
+        while pending:
             transient = not self._learn([ref for ref in pending if self.cache.state(ref) is UNKNOWN], tally)
             writes = self._plan_writes(shard_id, pending)
             results = self.backend.write([write for write, _ in writes], tally) if writes else []
@@ -266,18 +290,17 @@ class FlushEngine:
                         self.cache.put(write.ref, result.item)
                     else:
                         self.cache.forget(write.ref)
-            if not pending:
+            if pending and not rounds.another(transient=transient):
                 break
         return pending
 
     # Phase 3: messages, deduplicated by the queue (and by this cache within the container).
-    def _send(self, messages: dict[tuple[str, str], MessagePlan], tally: Tally) -> dict[tuple[str, str], MessagePlan]:
+    def _send(
+        self, messages: dict[tuple[str, str], MessagePlan], tally: Tally, deadline: Deadline
+    ) -> dict[tuple[str, str], MessagePlan]:
         pending = {dedup: plan for dedup, plan in messages.items() if not self.cache.sent(dedup)}
-        for round_ in range(self._max_rounds):
-            if not pending:
-                break
-            if round_:
-                self._backoff(round_)
+        rounds = _Rounds(self, deadline)
+        while pending:
             batch = list(pending.items())
             accepted = self.backend.send([plan.message for _, plan in batch], tally)
             for (dedup, _), ok in zip(batch, accepted, strict=True):
@@ -286,6 +309,8 @@ class FlushEngine:
                     del pending[dedup]
                 else:
                     tally.add(retries=1)
+            if pending and not rounds.another(transient=True):
+                break
         return pending
 
     def _plan_writes(self, shard_id: str, pending: dict[ItemRef, ItemPlan]) -> list[tuple[ItemWrite, State | None]]:
@@ -319,7 +344,3 @@ class FlushEngine:
 
     def _unsent(self, messages: dict[tuple[str, str], MessagePlan]) -> list[str | None]:
         return [plan.position for dedup, plan in messages.items() if not self.cache.sent(dedup)]
-
-    def _backoff(self, round_: int) -> None:
-        delay = self._base_backoff * 2 ** (round_ - 1)
-        self._sleep(delay / 2 + self._random.uniform(0, delay / 2))

@@ -1,7 +1,7 @@
 """From a batch's positioned effects to per-item plans, and the pure rules of one item write.
 
 Shared by :class:`~pipeline.metrics.writer.DynamoMetricWriter` and the in-memory reference writer
-(:mod:`pipeline.metrics.memory`), so both take the same decisions from the same known item state:
+(:mod:`tools.memory`), so both take the same decisions from the same known item state:
 
 - :func:`coalesce` merges a batch into at most one plan per distinct item (``Add`` and ``Extreme``),
   one ``PutOnce`` per key (the lowest position wins) and one message per ``(queue, dedup_id)``.

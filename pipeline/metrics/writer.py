@@ -78,25 +78,25 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.metrics.effects import ItemKey, Message
-from pipeline.metrics.flush import OK, TRANSIENT, FlushEngine, FlushResult, Outcome, Tally, WriteResult, WriterStats
+from pipeline.metrics.effects import Effect, ItemKey, Message
+from pipeline.metrics.flush import OK, TRANSIENT, FlushEngine, FlushResult, Outcome, Tally, WriteResult
 from pipeline.metrics.plan import ItemRef, ItemWrite, MetricWriteError, Positioned, State
 from pipeline.metrics.statements import from_attribute_values, item_statement, key_attribute_values
 from pipeline.metrics.tables import Resources
+from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import BatchStatementResponseTypeDef
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DynamoMetricWriter", "FlushResult", "MetricWriteError", "Positioned", "WriterStats"]
+__all__ = ["KEYS_PER_READ", "MESSAGES_PER_CALL", "STATEMENTS_PER_CALL", "DynamoMetricWriter"]
 
 logger = logging.getLogger(__name__)
 
 STATEMENTS_PER_CALL = 25
 KEYS_PER_READ = 100
 MESSAGES_PER_CALL = 10
-_UNPROCESSED_ATTEMPTS = 5
 _TRANSIENT_CALL_ERRORS = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -128,8 +128,13 @@ _TRANSPORT_ERRORS = (BotoConnectionError, HTTPClientError)
 class DynamoMetricWriter:
     """Applies positioned effects exactly once; see the module docstring for the contract.
 
-    ``dynamodb`` and ``sqs`` are boto3 clients (built once per container); ``resources`` maps logical
-    table and queue names to physical ones. ``sleep`` is injectable for tests.
+    ``dynamodb`` and ``sqs`` are botocore clients (built once per container, botocore's own retries off:
+    the engine retries by ``retry``); ``resources`` maps logical table and queue names to physical ones;
+    ``call_seconds`` is the longest one call can take (the clients' connect plus read timeouts), so no
+    retry starts that could not end before a deadline. ``sleep`` is injectable for tests.
+
+    It is the metric :class:`~pipeline.sinks.Sink`: :meth:`add` positioned effects, :meth:`flush` them.
+    Not thread-safe (one batch at a time; it runs its calls on its own small pool).
     """
 
     def __init__(
@@ -138,29 +143,42 @@ class DynamoMetricWriter:
         sqs: SQSClient,
         resources: Resources,
         *,
+        retry: RetryPolicy | None = None,
+        call_seconds: float = 0.0,
         max_concurrency: int = 4,
-        max_rounds: int = 6,
-        base_backoff: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
     ) -> None:
-        self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency, base_backoff, sleep)
+        self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency)
         self._engine = FlushEngine(
-            self._backend, max_rounds=max_rounds, base_backoff=base_backoff, sleep=sleep, cache_size=cache_size
+            self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size
         )
+        self._pending: list[Positioned] = []
+        self.last: FlushResult | None = None
+        """The last flush's result (its stats feed the handler's metrics)."""
 
-    def flush(self, shard_id: str, effects: Sequence[Positioned]) -> FlushResult:
-        """Persist ``effects`` (from shard ``shard_id``) and say from which position they are not."""
-        return self._engine.flush(shard_id, effects)
+    def add(self, position: str, effect: Effect) -> None:
+        self._pending.append(Positioned(position, effect))
 
-    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, State]:
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        """Persist what was added (from shard ``shard_id``); the first position not persisted, if any."""
+        effects, self._pending = self._pending, []
+        self.last = self._engine.flush(shard_id, effects, deadline)
+        return self.last.failed_from
+
+    def discard(self) -> str | None:
+        effects, self._pending = self._pending, []
+        self.last = None
+        return min((p.position for p in effects), default=None)
+
+    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
         """The stored items of ``keys`` of logical ``table``, for the batch context; missing ones left out.
 
-        Consistent ``BatchGetItem`` reads (100 keys a call, in parallel, ``UnprocessedKeys`` retried);
-        what is read also warms the writer's cache. Raises :class:`~pipeline.exceptions.TransientError`
-        when keys are still unread after ``max_rounds`` rounds.
+        Consistent ``BatchGetItem`` reads (100 keys a call, in parallel); what is read also warms the
+        writer's cache. Raises :class:`~pipeline.exceptions.TransientError` when keys are still unread
+        after the retries.
         """
-        return self._engine.read(table, keys)
+        return self._engine.read(table, keys, deadline)
 
     def close(self) -> None:
         """Stop the worker threads (a Lambda container never needs to; tests do)."""
@@ -176,20 +194,10 @@ class DynamoMetricWriter:
 
 
 class _DynamoBackend:
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        sqs: SQSClient,
-        resources: Resources,
-        max_concurrency: int,
-        base_backoff: float,
-        sleep: Callable[[float], None],
-    ) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, sqs: SQSClient, resources: Resources, max_concurrency: int) -> None:
         self._dynamodb = dynamodb
         self._sqs = sqs
         self._resources = resources
-        self._base_backoff = base_backoff
-        self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="metric-writer")
         self._lock = threading.Lock()
 
@@ -217,7 +225,7 @@ class _DynamoBackend:
         self._run_all(run, range(0, len(writes), STATEMENTS_PER_CALL))
         return results
 
-    # -- reads: BatchGetItem, 100 keys a call, ConsistentRead, loop on UnprocessedKeys ------------
+    # -- reads: BatchGetItem, 100 keys a call, ConsistentRead; unprocessed keys are the engine's next round
     def read(self, refs: Sequence[ItemRef], tally: Tally) -> dict[ItemRef, State | None]:
         found: dict[ItemRef, State | None] = {}
 
@@ -237,37 +245,30 @@ class _DynamoBackend:
             def ref_of(physical: str, item: State) -> ItemRef:
                 return wanted[(physical, tuple(item[name] for name in names[physical]))]
 
+            tally.add(api_calls=1, reads=len(chunk))
+            try:
+                response = self._dynamodb.batch_get_item(RequestItems=request)
+            except ClientError as exc:
+                _raise_unless_transient(exc, "BatchGetItem")
+                tally.add(retries=len(chunk))
+                return
+            except _TRANSPORT_ERRORS:
+                tally.add(retries=len(chunk))
+                return
             resolved: dict[ItemRef, State | None] = {}
-            for attempt in range(_UNPROCESSED_ATTEMPTS):
-                if attempt:
-                    self._sleep(self._base_backoff * 2 ** (attempt - 1))
-                tally.add(api_calls=1, reads=sum(len(table["Keys"]) for table in request.values()))
-                try:
-                    response = self._dynamodb.batch_get_item(RequestItems=request)
-                except ClientError as exc:
-                    _raise_unless_transient(exc, "BatchGetItem")
-                    tally.add(retries=sum(len(table["Keys"]) for table in request.values()))
-                    break
-                except _TRANSPORT_ERRORS:
-                    tally.add(retries=sum(len(table["Keys"]) for table in request.values()))
-                    break
-                for physical, items in response.get("Responses", {}).items():
-                    for item in items:
-                        state = from_attribute_values(item)
-                        resolved[ref_of(physical, state)] = state
-                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
-                still = {
-                    ref_of(physical, from_attribute_values(key))
-                    for physical, table in unprocessed.items()
-                    for key in table["Keys"]
-                }
-                tally.add(retries=len(still))
-                for ref in chunk:  # asked, answered, not returned: no such item
-                    if ref not in still and ref not in resolved:
-                        resolved[ref] = None
-                if not unprocessed:
-                    break
-                request = unprocessed
+            for physical, items in response.get("Responses", {}).items():
+                for item in items:
+                    state = from_attribute_values(item)
+                    resolved[ref_of(physical, state)] = state
+            still = {
+                ref_of(physical, from_attribute_values(key))
+                for physical, table in (response.get("UnprocessedKeys") or {}).items()
+                for key in table["Keys"]
+            }
+            tally.add(retries=len(still))
+            for ref in chunk:  # asked, answered, not returned: no such item
+                if ref not in still and ref not in resolved:
+                    resolved[ref] = None
             with self._lock:
                 found.update(resolved)
 

@@ -2,7 +2,7 @@
 
 Every plugin is pure (no I/O, no clock; the same events and context give the same effects) and
 prefix-stable (the effects of event ``i`` depend only on the context and events ``0..i``). See
-:mod:`pipeline.plugins.base` for the contract and :mod:`pipeline.metrics.oracle` for the reference
+:mod:`pipeline.plugins.base` for the contract and :mod:`tools.oracle` for the reference
 results every test checks them against.
 """
 

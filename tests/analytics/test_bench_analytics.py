@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from analytics.metrics import METRIC_NAMES
-from pipeline.cli.main import main
+from tools.cli.main import main
 
 pytestmark = pytest.mark.flink
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli.main import main
+from tools.cli.main import main
 
 
 def test_without_java_the_run_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_without_java_the_run_says_so_in_one_line_and_exits_2(tmp_path: Path) ->
     environment["PATH"] = str(Path(sys.executable).parent)
     # WHEN pipeline analytics run starts
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", "analytics", "run", "--no-store", "--from-dir", str(tmp_path)],
+        [sys.executable, "-m", "tools.cli.main", "analytics", "run", "--no-store", "--from-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,8 +10,8 @@ from analytics.decoding import BAD, DECODED_COLUMNS, EVENT, decoded_rows
 from analytics.rows import EVENT_COLUMNS, EventRow, event_row
 from pipeline.codecs import RecordFormat, UserRecord, aggregate, encode_event
 from pipeline.events import Event
-from pipeline.generate import generate_events
 from tests.analytics.records import BAD_RECORDS, FORMATS, REJECTED, encoded, mixed_batch
+from tools.generate import generate_events
 
 EVENTS = list(generate_events(300, seed=3))
 _KIND, _REASON, _RAW, _SUB, _LINE = 0, len(EVENT_COLUMNS) + 1, len(EVENT_COLUMNS) + 2, -2, -1

@@ -7,7 +7,7 @@ reads it back, runs the job on the session's Flink cluster and writes ``window_m
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,17 +17,19 @@ from analytics.local import replay_events
 from analytics.metrics import METRIC_NAMES
 from analytics.reference import expected_windows
 from analytics.store import read_items
-from pipeline.archive.local_firehose import LocalFirehose, SourceRecord
 from pipeline.archive.transform import FirehoseTransform
-from pipeline.cli.main import main
 from pipeline.codecs import RecordFormat, encode_records
-from pipeline.generate import generate_events
 from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
+from pipeline.stream import StreamRecord
+from tools.cli.main import main
+from tools.generate import generate_events
+from tools.local.firehose import LocalFirehose
 
 pytestmark = [pytest.mark.flink, pytest.mark.emulator]
 
 DEMO_EVENTS = 20_000
+_ARRIVAL = datetime.fromtimestamp(1_795_500_000, UTC)
 
 
 def _archive(s3: Any, bucket: str) -> None:
@@ -35,7 +37,7 @@ def _archive(s3: Any, bucket: str) -> None:
     records = encode_records(list(generate_events(DEMO_EVENTS, seed=1)), RecordFormat.GZIP_BATCH)
     firehose = LocalFirehose(s3, bucket, FirehoseTransform(S3ObjectWriter(s3, bucket)))
     firehose.put_records(
-        SourceRecord(r.shard_id, str(49_650_000_000_000_000_000 + n), r.partition_key, r.data, 1_795_500_000.0)
+        StreamRecord(r.shard_id, str(49_650_000_000_000_000_000 + n), r.data, _ARRIVAL, r.partition_key)
         for n, r in enumerate(records)
     )
     firehose.flush()

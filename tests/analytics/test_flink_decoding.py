@@ -20,8 +20,8 @@ from analytics.reference import expected_windows
 from pipeline.codecs import decode_record, encode_event
 from pipeline.events import Event
 from pipeline.exceptions import DecodeError
-from pipeline.generate import generate_events
 from tests.analytics.records import BAD_RECORDS, FORMATS, REJECTED, encoded, mixed_batch
+from tools.generate import generate_events
 
 pytestmark = pytest.mark.flink
 

@@ -73,8 +73,8 @@ def test_the_zips_code_decodes_records_with_nothing_but_the_zip_and_the_runtimes
     # GIVEN the zip unpacked, and a KPL record of two events (protobuf, orjson, the codec layer, the rows)
     zipfile.ZipFile(built).extractall(tmp_path)
     from pipeline.codecs import RecordFormat
-    from pipeline.generate import generate_events
     from tests.analytics.records import encoded
+    from tools.generate import generate_events
 
     (record,) = encoded(list(generate_events(2, seed=1)), RecordFormat.KPL)
     spec = importlib.util.find_spec("google.protobuf")

@@ -19,8 +19,8 @@ import pytest
 
 from pipeline.events import decode_event
 from pipeline.exceptions import EventValidationError
-from pipeline.local.stack import destroy
 from pipeline.settings import Settings, aws_client
+from tools.local.stack import destroy
 
 pytestmark = pytest.mark.emulator
 

@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 
 from pipeline.archive.errors import ArchiveFormatError, TransformContractError
 from pipeline.archive.layout import parse_key
-from pipeline.archive.local_firehose import FirehoseSettings, LocalFirehose, SourceRecord
 from pipeline.archive.reader import iter_lines, list_objects, read_events, read_object
-from pipeline.archive.transform import FirehoseTransform, S3ObjectWriter
+from pipeline.archive.transform import FirehoseTransform
 from pipeline.codecs import RecordFormat, encode_event, encode_records
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.events import (
@@ -44,10 +43,13 @@ from pipeline.events import (
     new_event,
 )
 from pipeline.exceptions import TransientError
-from pipeline.local.streams import read_all
+from pipeline.objectstore import S3ObjectWriter
 from pipeline.partitioning import ShardMap
 from pipeline.settings import Settings, aws_client
+from pipeline.stream import StreamRecord, from_get_records
 from tests.strategies import events
+from tools.local.firehose import FirehoseSettings, LocalFirehose
+from tools.local.streams import read_all
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -86,16 +88,12 @@ class _Clock:
         return self.now
 
 
-def _source(records: list[Any], shard_arrivals: float = DAY.timestamp()) -> list[SourceRecord]:
+def _source(records: list[Any], shard_arrivals: datetime = DAY) -> list[StreamRecord]:
     """Stream records as a Kinesis shard would hand them over (sequence numbers per shard)."""
-    out = []
-    for number, record in enumerate(records):
-        out.append(
-            SourceRecord(
-                record.shard_id, f"{49650000000000000000 + number}", record.partition_key, record.data, shard_arrivals
-            )
-        )
-    return out
+    return [
+        StreamRecord(r.shard_id, f"{49650000000000000000 + number}", r.data, shard_arrivals, r.partition_key)
+        for number, r in enumerate(records)
+    ]
 
 
 def _firehose(s3: S3Client, bucket: str, **hints: Any) -> LocalFirehose:
@@ -163,9 +161,7 @@ def test_records_read_from_a_real_stream_round_trip(
         kinesis.put_records(StreamName=kinesis_stream, Records=entries)  # type: ignore[arg-type]
     # WHEN the stream's records go through the local Firehose
     firehose = _firehose(s3, bucket)
-    firehose.put_records(
-        SourceRecord.from_get_records(shard, record) for shard, record in read_all(kinesis, kinesis_stream)
-    )
+    firehose.put_records(from_get_records(shard, record) for shard, record in read_all(kinesis, kinesis_stream))
     firehose.flush()
     # THEN every event is archived, once per time it was sent
     expected = Counter(map(encode_event, batch * 2 + batch[:20]))
@@ -238,7 +234,7 @@ def test_junk_goes_under_the_error_prefix_with_its_raw_bytes(s3: S3Client, bucke
     good = encode_records([_activity(1, DAY)], RecordFormat.JSON)[0]
     firehose = _firehose(s3, bucket)
     # WHEN written through the local Firehose
-    firehose.put_records([*_source([good]), SourceRecord("shardId-000000000000", "7", "k", junk, DAY.timestamp())])
+    firehose.put_records([*_source([good]), StreamRecord("shardId-000000000000", "7", junk, DAY, "k")])
     firehose.flush()
     # THEN the junk is one Firehose processing-failed document under errors/, the event under events/
     (error_key,) = _keys(s3, bucket, "errors/")

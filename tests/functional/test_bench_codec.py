@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.cli.main import main
 from pipeline.codecs import RecordFormat
 from pipeline.events import EventType
+from tools.cli.main import main
 
 EVENTS = 2_000
 SHARD_BYTES_PER_S = 1024 * 1024  # Kinesis' per-shard write limits, restated here on purpose

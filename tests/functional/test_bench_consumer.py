@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.cli.main import main
 from pipeline.settings import Settings
+from tools.cli.main import main
 
 pytestmark = pytest.mark.emulator
 

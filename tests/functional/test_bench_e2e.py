@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from load.bench_e2e import EndToEndBenchResult, EndToEndFigures, Verification, render_table
-from pipeline.cli.main import main
 from pipeline.codecs import RecordFormat
-from pipeline.local.stack import describe
 from pipeline.settings import Settings
+from tools.cli.main import main
+from tools.local.stack import describe
 
 EVENTS = 600
 SEED_EVENTS = 150

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli.main import COMMANDS
 from pipeline.codecs import RecordFormat
 from pipeline.settings import Settings
+from tools.cli.main import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.consumer.dedup import MAX_ITEM_ENTRIES, EventDeduplicator
 from pipeline.consumer.dedup_dynamodb import DynamoDedupStore
-from pipeline.local.provision import create_resources, delete_resources
 from pipeline.metrics.tables import Resources
 from pipeline.settings import Settings, aws_client
+from tools.local.provision import create_resources, delete_resources
 
 pytestmark = pytest.mark.emulator
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.local import (
+from pipeline.settings import Settings, aws_client
+from tools.local.emulator import (
     STATE_FILE,
     EmbeddedEmulator,
     EmulatorError,
@@ -26,7 +27,6 @@ from pipeline.local import (
     start_or_reuse,
     stop_recorded,
 )
-from pipeline.settings import Settings, aws_client
 
 
 def _group_alive(pgid: int) -> bool:

@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.faults import THROUGHPUT_EXCEEDED, FaultInjector
 from pipeline.settings import Settings, aws_client
+from tools.faults import THROUGHPUT_EXCEEDED, FaultInjector
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -23,12 +23,13 @@ import pytest
 from pipeline.codecs import RecordFormat, decode_record
 from pipeline.events import Event
 from pipeline.exceptions import DecodeError, DeliveryError
-from pipeline.faults import FaultInjector
-from pipeline.generate import generate_events
-from pipeline.local.streams import read_all
 from pipeline.partitioning import partition_key_for
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings, aws_client
 from producers import Producer
+from tools.faults import FaultInjector
+from tools.generate import generate_events
+from tools.local.streams import read_all
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -93,9 +94,7 @@ def test_faulty_puts_deliver_every_event_exactly_once_in_key_order(
         record_format=record_format,
         linger_seconds=0,
         max_buffered_events=200,  # many flushes: order must also hold across them
-        max_attempts=20,
-        base_backoff=0.001,
-        max_backoff=0.01,
+        retry=RetryPolicy(attempts=20, base_delay=0.001, max_delay=0.01),
         rng=random.Random(5),
     )
 
@@ -146,8 +145,7 @@ def test_spent_retry_budget_raises_listing_every_event_and_writes_nothing(
         kinesis,
         record_format=record_format,
         linger_seconds=0,
-        max_attempts=3,
-        base_backoff=0.001,
+        retry=RetryPolicy(attempts=3, base_delay=0.001),
         sleep=sleeps.append,
     )
     producer.put_many(events)

@@ -23,11 +23,11 @@ import orjson
 import pytest
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.local.esm import EsmSettings
-from pipeline.local.package import TemplateRewriteError, package_code, rewrite_template
-from pipeline.local.stack import StackError, StackInfo, artifacts_bucket, deploy, describe, destroy, stack_name
 from pipeline.metrics.tables import TABLES, Resources
 from pipeline.settings import Settings, aws_client
+from tools.local.esm import EsmSettings
+from tools.local.package import TemplateRewriteError, package_code, rewrite_template
+from tools.local.stack import StackError, StackInfo, artifacts_bucket, deploy, describe, destroy, stack_name
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -287,7 +287,7 @@ def test_deploying_twice_is_a_no_op_and_a_parameter_change_an_update(emulator: S
 
 @pytest.mark.emulator
 def test_status_counts_records_items_messages_and_bad_rows(emulator: Settings, stack: StackInfo) -> None:
-    from pipeline.cli.stack_cmd import stack_status
+    from tools.cli.stack_cmd import stack_status
 
     # GIVEN a record in the stream, an item, a queued failure and a bad row
     resources = stack.resources()

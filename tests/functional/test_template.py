@@ -27,16 +27,16 @@ from analytics.managed import PROPERTY_GROUPS, ManagedSettings
 from analytics.metrics import KEY_COLUMNS
 from analytics.package import RUN_OPTIONS
 from pipeline.archive.layout import FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX
-from pipeline.archive.local_firehose import FirehoseSettings
 from pipeline.exceptions import ConfigurationError
-from pipeline.local.tools import (
+from pipeline.metrics.tables import TABLES, Resources
+from tools.local.firehose import FirehoseSettings
+from tools.local.tools import (
     CFN_LINT_VERSION,
     cfn_lint_command,
     offline_aws_env,
     pinned_tool,
     sam_command,
 )
-from pipeline.metrics.tables import TABLES, Resources
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -57,6 +57,7 @@ _MUST_SHIP = (
 )
 _MUST_NOT_SHIP = (
     "tests",
+    "tools",
     "load",
     "producers",
     "analytics",
@@ -305,7 +306,9 @@ def test_sam_build_packages_the_code_and_its_runtime_dependencies_only(template:
     handler_module, handler_name = function["Handler"].rsplit(".", 1)
     handler_file = package / f"{handler_module}.py"
     tree = ast.parse(handler_file.read_text(encoding="utf-8"))
-    assert handler_name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert handler_name in defined
     # AND the project's code exactly as in the repository, without caches
     for source in (*ROOT.joinpath("pipeline").rglob("*.py"), *ROOT.joinpath("consumers").rglob("*.py")):
         copy = package / source.relative_to(ROOT)
@@ -629,7 +632,9 @@ def test_sam_build_packages_the_transform_too(template: dict[str, Any], package:
     handler_module, handler_name = _function(template, TRANSFORM)["Handler"].rsplit(".", 1)
     tree = ast.parse((built / f"{handler_module}.py").read_text(encoding="utf-8"))
     # THEN it holds the handler and the same files as the consumer's
-    assert handler_name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert handler_name in defined
     assert sorted(p.relative_to(built) for p in built.rglob("*.py")) == sorted(
         p.relative_to(package) for p in package.rglob("*.py")
     )
@@ -805,7 +810,9 @@ def test_sam_build_packages_the_store_functions_with_the_producer(
     built = package.parent / logical
     handler_module, handler_name = _function(template, logical)["Handler"].rsplit(".", 1)
     tree = ast.parse((built / f"{handler_module}.py").read_text(encoding="utf-8"))
-    assert handler_name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert handler_name in defined
     assert (built / "producers" / "producer.py").is_file()
     assert (built / "pipeline" / "stores" / "sql" / "migrations" / "0001_initial.sql").is_file()
     assert not (built / "psycopg").exists(), "the Data API needs boto3 only"

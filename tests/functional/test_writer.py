@@ -14,16 +14,27 @@ import orjson
 import pytest
 
 from pipeline.exceptions import ConfigurationError, TransientError
-from pipeline.faults import FaultInjector
 from pipeline.metrics.effects import Add, Extreme, Message, PutOnce
+from pipeline.metrics.flush import FlushResult
 from pipeline.metrics.plan import WATERMARK_PREFIX, MetricWriteError, Positioned
 from pipeline.metrics.statements import from_attribute_values
 from pipeline.metrics.tables import TABLES, Resources
-from pipeline.metrics.writer import DynamoMetricWriter, FlushResult, encode_body
+from pipeline.metrics.writer import DynamoMetricWriter, encode_body
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings, aws_client
 from tests.batch_faults import PartialBatchFailures
-from tests.metric_streams import SHARD, batches, expected_tables, order_key, pos, sample_stream, suffix_from
+from tests.metric_streams import (
+    SHARD,
+    batches,
+    expected_tables,
+    flushed,
+    order_key,
+    pos,
+    sample_stream,
+    suffix_from,
+)
 from tests.tables import provisioned
+from tools.faults import FaultInjector
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,7 +59,7 @@ class Stores:
 
     def writer(self, **options: Any) -> DynamoMetricWriter:
         """A new writer: a new container, with an empty cache."""
-        options.setdefault("base_backoff", 0.001)
+        options.setdefault("retry", RetryPolicy(attempts=6, base_delay=0.001, max_delay=0.01))
         writer = DynamoMetricWriter(self.dynamodb, self.sqs, self.resources, **options)
         self.writers.append(writer)
         return writer
@@ -104,10 +115,10 @@ def _deliver_until_done(
     writer: DynamoMetricWriter, stream: Sequence[Positioned], attempts: int = 20
 ) -> list[FlushResult]:
     """Lambda with ReportBatchItemFailures: re-deliver from ``failed_from`` until everything is persisted."""
-    results = [writer.flush(SHARD, stream)]
+    results = [flushed(writer, SHARD, stream)]
     while results[-1].failed_from is not None:
         assert len(results) < attempts, results
-        results.append(writer.flush(SHARD, suffix_from(stream, results[-1].failed_from)))
+        results.append(flushed(writer, SHARD, suffix_from(stream, results[-1].failed_from)))
     return results
 
 
@@ -119,7 +130,7 @@ def test_coalescing_writes_each_item_once_in_few_calls(stores: Stores) -> None:
     messages = _expected_messages(stream)
 
     # WHEN they are flushed at once on empty tables
-    result = stores.writer().flush(SHARD, stream)
+    result = flushed(stores.writer(), SHARD, stream)
 
     # THEN each item is written once, the calls are the batch limits' minimum, and values are exact
     assert result.failed_from is None
@@ -141,7 +152,7 @@ def test_decimal_sums_are_exact(stores: Stores) -> None:
 
     # WHEN flushed
     for batch in batches(stream, 200):
-        assert writer.flush(SHARD, batch).failed_from is None
+        assert flushed(writer, SHARD, batch).failed_from is None
 
     # THEN the sums are exact, and one write per batch did it
     item = stores.tables()["order_metrics"][key]
@@ -153,12 +164,12 @@ def test_flushing_twice_writes_once(stores: Stores, cold: bool) -> None:
     # GIVEN a flushed batch
     stream = sample_stream(60)
     writer = stores.writer()
-    assert writer.flush(SHARD, stream).failed_from is None
+    assert flushed(writer, SHARD, stream).failed_from is None
     before = stores.tables(watermarks=True)
     messages = stores.messages()
 
     # WHEN the same batch is flushed again
-    again = (stores.writer() if cold else writer).flush(SHARD, stream)
+    again = flushed((stores.writer() if cold else writer), SHARD, stream)
 
     # THEN no item changes and no message is added; with a warm cache not a single call is made
     assert again.failed_from is None
@@ -188,7 +199,7 @@ def test_crash_in_the_middle_of_a_flush_then_reflush_is_exact(stores: Stores, cr
 
     # WHEN the flush crashes, and Lambda re-delivers the batch to a new container
     with pytest.raises(_ContainerDiedError):
-        stores.writer().flush(SHARD, stream)
+        flushed(stores.writer(), SHARD, stream)
     stores.dynamodb.meta.events.unregister("before-parameter-build.dynamodb.BatchExecuteStatement", unique_id="crash")
     partial = stores.tables()
     results = _deliver_until_done(stores.writer(), stream)
@@ -206,10 +217,10 @@ def test_crash_in_the_middle_of_a_flush_then_reflush_is_exact(stores: Stores, cr
 def test_partial_redelivery_of_a_suffix_is_exact(stores: Stores, cut: int) -> None:
     # GIVEN a flushed batch whose checkpoint was lost
     stream = sample_stream(90)
-    assert stores.writer().flush(SHARD, stream).failed_from is None
+    assert flushed(stores.writer(), SHARD, stream).failed_from is None
 
     # WHEN a bisected or partial re-delivery flushes the events from `cut` on again, in a new container
-    result = stores.writer().flush(SHARD, suffix_from(stream, pos(cut)))
+    result = flushed(stores.writer(), SHARD, suffix_from(stream, pos(cut)))
 
     # THEN nothing is counted twice, and nothing but rejected put-once inserts was even attempted
     assert result.failed_from is None
@@ -225,7 +236,7 @@ def test_two_shards_writing_the_same_items_concurrently_add_up(stores: Stores) -
     def consume(shard_id: str, stream: list[Positioned]) -> None:
         writer = stores.writer()
         try:
-            results.extend(writer.flush(shard_id, batch) for batch in batches(stream, 20))
+            results.extend(flushed(writer, shard_id, batch) for batch in batches(stream, 20))
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             failures.append(exc)
 
@@ -283,7 +294,7 @@ def test_when_everything_is_throttled_nothing_is_partially_counted(stores: Store
         faults.throttle(stores.dynamodb, 1.0, operations=["BatchExecuteStatement", "BatchGetItem"])
 
         # WHEN the batch is flushed
-        result = stores.writer(max_rounds=3).flush(SHARD, stream)
+        result = flushed(stores.writer(retry=RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.01)), SHARD, stream)
 
     # THEN failed_from is the batch's first position, and nothing at all was written or sent
     assert result.failed_from == pos(0)
@@ -300,7 +311,7 @@ def test_extremes_never_move_backwards(stores: Stores) -> None:
         Positioned(pos(1), Extreme("order_metrics", key, "min_total", 3, kind="min")),
         Positioned(pos(1), Extreme("user_sessions", (("user_id", "u"),), "last", "2026-11-24T10:00:00Z")),
     ]
-    assert stores.writer().flush(SHARD, first).failed_from is None
+    assert flushed(stores.writer(), SHARD, first).failed_from is None
 
     # WHEN a new container flushes worse values, and then better ones
     worse = [
@@ -308,13 +319,13 @@ def test_extremes_never_move_backwards(stores: Stores) -> None:
         Positioned(pos(2), Extreme("order_metrics", key, "min_total", 4, kind="min")),
         Positioned(pos(2), Extreme("user_sessions", (("user_id", "u"),), "last", "2026-11-24T09:59:59Z")),
     ]
-    not_written = stores.writer().flush(SHARD, worse)
+    not_written = flushed(stores.writer(), SHARD, worse)
     stored = stores.tables()
     better = [
         Positioned(pos(3), Extreme("order_metrics", key, "max_total", 11, companions={"who": "c"})),
         Positioned(pos(3), Extreme("order_metrics", key, "min_total", Decimal("2.5"), kind="min")),
     ]
-    assert stores.writer().flush(SHARD, better).failed_from is None
+    assert flushed(stores.writer(), SHARD, better).failed_from is None
 
     # THEN the worse values changed nothing (and were not even sent), the better ones won
     assert not_written.stats.item_writes == 0
@@ -336,11 +347,11 @@ def test_put_once_first_wins(stores: Stores) -> None:
         Positioned(pos(2), PutOnce("user_activities", key, {**row, "activity": "second"})),
         Positioned(pos(1), PutOnce("user_activities", key, row)),
     ]
-    assert stores.writer().flush(SHARD, batch).failed_from is None
+    assert flushed(stores.writer(), SHARD, batch).failed_from is None
 
     # WHEN a new container puts the row again
-    again = stores.writer().flush(
-        SHARD, [Positioned(pos(3), PutOnce("user_activities", key, {**row, "activity": "x"}))]
+    again = flushed(
+        stores.writer(), SHARD, [Positioned(pos(3), PutOnce("user_activities", key, {**row, "activity": "x"}))]
     )
 
     # THEN the first event's row stays: the insert was refused as a duplicate, which is success
@@ -356,8 +367,8 @@ def test_messages_are_deduplicated(stores: Stores) -> None:
     ]
 
     # WHEN flushed twice, each time by a new container
-    first = stores.writer().flush(SHARD, stream)
-    second = stores.writer().flush(SHARD, stream)
+    first = flushed(stores.writer(), SHARD, stream)
+    second = flushed(stores.writer(), SHARD, stream)
 
     # THEN the queue holds each id once, with its first event's body, exact decimals as strings
     assert (first.failed_from, second.failed_from) == (None, None)
@@ -369,7 +380,7 @@ def test_read_serves_the_batch_context_through_unprocessed_keys(stores: Stores) 
     # GIVEN 250 stored sessions, and 30% of the keys of every BatchGetItem left unprocessed
     users = [(("user_id", f"u{i}"),) for i in range(300)]
     stream = [Positioned(pos(i), Extreme("user_sessions", users[i], "last", f"t{i}")) for i in range(250)]
-    assert stores.writer().flush(SHARD, stream).failed_from is None
+    assert flushed(stores.writer(), SHARD, stream).failed_from is None
     faults = PartialBatchFailures(stores.dynamodb, stores.sqs, rate=0.3)
 
     # WHEN a new container reads all 300 users
@@ -387,17 +398,19 @@ def test_read_raises_transient_error_when_the_store_cannot_answer(stores: Stores
     with FaultInjector(seed=1) as faults:
         faults.throttle(stores.dynamodb, 1.0, operations=["BatchGetItem"])
         with pytest.raises(TransientError, match="unread"):
-            stores.writer(max_rounds=2).read("users", [(("user_id", "u1"),)])
+            stores.writer(retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)).read(
+                "users", [(("user_id", "u1"),)]
+            )
 
 
 def test_a_validation_error_is_raised_not_retried(stores: Stores) -> None:
     # GIVEN an item whose counter attribute holds a string
     key = order_key("b")
-    stores.writer().flush(SHARD, [Positioned(pos(1), PutOnce("order_metrics", key, {**dict(key), "n": "text"}))])
+    flushed(stores.writer(), SHARD, [Positioned(pos(1), PutOnce("order_metrics", key, {**dict(key), "n": "text"}))])
 
     # WHEN an Add targets it
     with pytest.raises(MetricWriteError, match="ValidationError"):
-        stores.writer().flush(SHARD, [Positioned(pos(2), Add("order_metrics", key, {"n": 1}))])
+        flushed(stores.writer(), SHARD, [Positioned(pos(2), Add("order_metrics", key, {"n": 1}))])
 
 
 def test_a_missing_table_is_a_configuration_error(stores: Stores) -> None:
@@ -410,4 +423,4 @@ def test_a_missing_table_is_a_configuration_error(stores: Stores) -> None:
 
     # WHEN the writer touches it
     with pytest.raises(ConfigurationError):
-        writer.flush(SHARD, [Positioned(pos(1), Add("order_metrics", order_key("b"), {"n": 1}))])
+        flushed(writer, SHARD, [Positioned(pos(1), Add("order_metrics", order_key("b"), {"n": 1}))])

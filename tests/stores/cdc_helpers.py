@@ -7,21 +7,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.codecs import DecodedEvent, decode_record
-from pipeline.consumer.processor import KinesisRecord
 from pipeline.events import Event
 from pipeline.exceptions import DecodeError
-from pipeline.local.streams import read_all
+from pipeline.stream import StreamRecord
 from tests.consumer_harness import memory_consumer
+from tools.local.streams import read_all
 
 
-def stream_records(kinesis: Any, stream: str) -> list[KinesisRecord]:
+def stream_records(kinesis: Any, stream: str) -> list[StreamRecord]:
     return [
-        KinesisRecord(shard, record["SequenceNumber"], record["Data"], datetime.now(UTC))
+        StreamRecord(shard, record["SequenceNumber"], record["Data"], datetime.now(UTC))
         for shard, record in read_all(kinesis, stream)
     ]
 
 
-def decoded(records: Iterable[KinesisRecord]) -> list[Event]:
+def decoded(records: Iterable[StreamRecord]) -> list[Event]:
     """Every event of the records, in stream order per shard; a record that does not decode fails the test."""
     events = []
     for record in records:
@@ -32,12 +32,12 @@ def decoded(records: Iterable[KinesisRecord]) -> list[Event]:
     return events
 
 
-def consume(records: Sequence[KinesisRecord], batch_size: int) -> dict[str, Any]:
+def consume(records: Sequence[StreamRecord], batch_size: int) -> dict[str, Any]:
     """The real consumer's processor on the records, ``batch_size`` records per batch and shard, writing
     to the in-memory tables (same flush engine as DynamoDB's); the tables it ends with."""
     consumer = memory_consumer()
     store, processor = consumer.store, consumer.processor
-    by_shard: dict[str, list[KinesisRecord]] = {}
+    by_shard: dict[str, list[StreamRecord]] = {}
     for record in records:
         by_shard.setdefault(record.shard_id, []).append(record)
     for shard_records in by_shard.values():

@@ -1,5 +1,5 @@
 """Fixtures of the entity store tests: a fresh single table on the session's emulator, and one real
-PostgreSQL server for the session (``pipeline.local.postgres``: found or installed with apt, started on a
+PostgreSQL server for the session (``tools.local.postgres``: found or installed with apt, started on a
 free port in a temporary directory, stopped at the end whatever happens) with a fresh database per test.
 """
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.local.postgres import LocalPostgres
 from pipeline.settings import Settings, aws_client
 from pipeline.stores.schema import create_table_request
 from pipeline.stores.single_table import SingleTableRepository
@@ -20,6 +19,7 @@ from pipeline.stores.sql.backend import SqlBackend
 from pipeline.stores.sql.migrate import migrate
 from pipeline.stores.sql.postgres import PostgresBackend
 from tests.stores.backends import sql_backend_for
+from tools.local.postgres import LocalPostgres
 
 
 @pytest.fixture

@@ -15,17 +15,18 @@ import pytest
 
 from pipeline.events import Event
 from pipeline.exceptions import DeliveryError
-from pipeline.faults import FaultInjector
-from pipeline.metrics.oracle import expected_tables
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings, aws_client
 from pipeline.stores.cdc import StreamBridge, order_event_of
 from pipeline.stores.models import OrderLine
 from pipeline.stores.order_events import order_event_id
 from pipeline.stores.single_table import SingleTableRepository
-from pipeline.stores.stream_poller import DynamoDBStreamPoller
 from producers import Producer
 from tests.stores.cdc_helpers import consume, decoded, stream_records
 from tests.stores.clocks import SteppingClock
+from tools.faults import FaultInjector
+from tools.local.stream_poller import DynamoDBStreamPoller
+from tools.oracle import expected_tables
 
 pytestmark = pytest.mark.emulator
 
@@ -122,7 +123,8 @@ def cdc(emulator: Settings, dynamodb: Any, store_table: str, kinesis_stream: str
     kinesis = aws_client("kinesis", emulator.with_(max_attempts=1))  # the producer owns retries
     arn = dynamodb.describe_table(TableName=store_table)["Table"]["LatestStreamArn"]
     streams = aws_client("dynamodbstreams", emulator)
-    with Producer(kinesis_stream, kinesis, linger_seconds=0, max_attempts=2, base_backoff=0.001) as producer:
+    retry = RetryPolicy(attempts=2, base_delay=0.001)
+    with Producer(kinesis_stream, kinesis, linger_seconds=0, retry=retry) as producer:
         yield _Pipeline(
             repo=SingleTableRepository(dynamodb, store_table, clock=SteppingClock()),
             kinesis=kinesis,

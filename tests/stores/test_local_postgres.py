@@ -8,7 +8,7 @@ import pwd
 import psycopg
 import pytest
 
-from pipeline.local.postgres import LocalPostgres, find_binaries
+from tools.local.postgres import LocalPostgres, find_binaries
 
 
 def _server_processes(pid: int) -> bool:

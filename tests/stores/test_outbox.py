@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.exceptions import DeliveryError
-from pipeline.faults import FaultInjector
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings, aws_client
 from pipeline.stores.models import OrderLine
 from pipeline.stores.order_events import order_event_id
@@ -21,6 +21,7 @@ from pipeline.stores.sql.repository import AuroraRepository
 from producers import Producer
 from tests.stores.cdc_helpers import consume, decoded, stream_records
 from tests.stores.clocks import SteppingClock
+from tools.faults import FaultInjector
 
 pytestmark = pytest.mark.emulator
 
@@ -49,7 +50,7 @@ def kinesis(emulator: Settings) -> Any:
 
 @pytest.fixture
 def producer(kinesis: Any, kinesis_stream: str) -> Iterator[Producer]:
-    with Producer(kinesis_stream, kinesis, linger_seconds=0, max_attempts=1) as made:
+    with Producer(kinesis_stream, kinesis, linger_seconds=0, retry=RetryPolicy(attempts=1)) as made:
         yield made
 
 

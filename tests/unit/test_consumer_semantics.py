@@ -1,10 +1,10 @@
 """The consumer under Lambda's semantics: whatever the retries, crashes, re-deliveries and producer
 resends, exact tables.
 
-A reference model of the Kinesis event source mapping (``pipeline.local.esm``) drives the real
+A reference model of the Kinesis event source mapping (``tools.local.esm``) drives the real
 handler code (``handle_kinesis_event`` -> ``BatchProcessor`` -> dedup -> plugins -> the writer engine)
 on in-memory stores, which decide each write the way DynamoDB decides a PartiQL statement. The oracle
-(``pipeline.metrics.oracle``) computes the tables straight from the unique events; it shares no code
+(``tools.oracle``) computes the tables straight from the unique events; it shares no code
 with the plugins.
 """
 
@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
-from pipeline.consumer.badrows import MemoryBadRowSink
 from pipeline.events import DEFAULT_POLICY
-from pipeline.generate import generate_events
-from pipeline.local.esm import EsmSettings, ShardDriver, StreamRecord, lambda_event
-from pipeline.metrics.memory import MemoryStore
-from pipeline.metrics.oracle import expected_messages, expected_tables
-from tests.consumer_harness import FaultPlan, build_shards, lambda_handler, memory_consumer, stream_arn
+from pipeline.stream import StreamRecord, lambda_event
+from tests.consumer_harness import FaultPlan, build_shards, memory_consumer, stream_arn
 from tests.unit.test_decode_fuzz import hostile_records
+from tools.generate import generate_events
+from tools.local.esm import EsmSettings, ShardDriver
+from tools.memory import MemoryBadRowSink, MemoryStore
+from tools.oracle import expected_messages, expected_tables
 
 JUNK = [
     b"\xff\xfe not json",
@@ -50,8 +50,8 @@ def _run(
     store = MemoryStore()
     for user, segment in segments.items():
         store.put("users", (("user_id", user),), {"user_id": user, "user_segment": segment})
-    consumer = memory_consumer(store, fails=plan.transient, max_rounds=3)
-    inner = lambda_handler(consumer.processor)
+    consumer = memory_consumer(store, fails=plan.transient, attempts=3)
+    inner = consumer.handler
     invocations = 0
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -144,10 +144,10 @@ def test_duplicate_event_ids_in_one_batch_count_once() -> None:
 
 def test_a_batch_of_only_bad_records_succeeds_and_keeps_every_byte() -> None:
     consumer = memory_consumer()
-    processor, sink = consumer.processor, consumer.sink
+    sink = consumer.sink
     junk = [(i, data) for i, data in enumerate(JUNK)]
     records = build_shards([], RecordFormat.JSON, 1, junk)["shardId-000000000000"]
-    driver = ShardDriver(lambda_handler(processor), EsmSettings(batch_size=100), stream_arn=stream_arn)
+    driver = ShardDriver(consumer.handler, EsmSettings(batch_size=100), stream_arn=stream_arn)
     driver.drain(records)
     assert driver.stats.invocations == 1
     assert driver.stats.function_errors == driver.stats.partial_failures == 0
@@ -157,11 +157,11 @@ def test_a_batch_of_only_bad_records_succeeds_and_keeps_every_byte() -> None:
 
 def test_a_transient_failure_reports_exactly_one_sequence_number() -> None:
     # GIVEN every write throttled, so the flush cannot persist anything
-    consumer = memory_consumer(fails=lambda _ref: True, max_rounds=2)
-    store, processor = consumer.store, consumer.processor
+    consumer = memory_consumer(fails=lambda _ref: True, attempts=2)
+    store = consumer.store
     records = build_shards(list(generate_events(30, 1)), RecordFormat.JSON, 1)["shardId-000000000000"]
     # WHEN one batch is handled
-    response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
+    response = consumer.handler(lambda_event(records, stream_arn), None)
     # THEN the response names one record, the first with an effect, the way Lambda expects
     failures = response["batchItemFailures"]
     assert len(failures) == 1
@@ -186,14 +186,13 @@ def test_one_million_bytes_of_junk_goes_to_the_sink_whole(fmt: RecordFormat) -> 
 def test_the_fuzz_corpus_ends_in_the_sink_and_never_fails_a_batch(corpus: list[bytes]) -> None:
     # GIVEN a batch of random and mutated records (truncated, bit-flipped, wrong MD5, non-UTF-8, spliced)
     records = [
-        StreamRecord("shardId-000000000000", f"{i + 1:030d}", "k", data, 1_795_500_000.0)
+        StreamRecord("shardId-000000000000", f"{i + 1:030d}", data, datetime.fromtimestamp(1_795_500_000, UTC), "k")
         for i, data in enumerate(corpus)
     ]
     consumer = memory_consumer()
     store, sink = consumer.store, consumer.sink
-    processor = consumer.processor
     # WHEN the handler takes the batch
-    response = lambda_handler(processor)(lambda_event(records, stream_arn), None)
+    response = consumer.handler(lambda_event(records, stream_arn), None)
     # THEN the batch succeeds, every undecodable unit is a bad row with its exact bytes, and the
     # valid events among the junk were counted
     assert response == {"batchItemFailures": []}

@@ -12,16 +12,16 @@ from pipeline.consumer.dedup import (
     MAX_ITEM_ENTRIES,
     DedupItem,
     EventDeduplicator,
-    MemoryDedupStore,
     SeenIndex,
     entry_of,
 )
-from pipeline.consumer.processor import KinesisRecord
 from pipeline.events import EventType
 from pipeline.exceptions import TransientError
-from pipeline.generate import generate_events
-from pipeline.metrics.oracle import expected_tables
+from pipeline.stream import StreamRecord
 from tests.consumer_harness import memory_consumer
+from tools.generate import generate_events
+from tools.memory import MemoryDedupStore
+from tools.oracle import expected_tables
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -104,8 +104,8 @@ def test_a_store_failure_is_transient() -> None:
         EventDeduplicator(store, HOUR).duplicates("s", [("e", "p")], T0)
 
 
-def _records(data: list[bytes], start: int = 1, shard: str = "shardId-000000000000") -> list[KinesisRecord]:
-    return [KinesisRecord(shard, f"{start + i:030d}", d, T0 + timedelta(seconds=start + i)) for i, d in enumerate(data)]
+def _records(data: list[bytes], start: int = 1, shard: str = "shardId-000000000000") -> list[StreamRecord]:
+    return [StreamRecord(shard, f"{start + i:030d}", d, T0 + timedelta(seconds=start + i)) for i, d in enumerate(data)]
 
 
 @pytest.mark.parametrize("event_type", [pytest.param(t, id=t.value) for t in EventType])

@@ -23,15 +23,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.archive.transform import FirehoseTransform, MemoryObjectWriter
-from pipeline.consumer.processor import BatchProcessor, KinesisRecord
+from pipeline.archive.transform import FirehoseTransform
+from pipeline.consumer.processor import BatchProcessor
 from pipeline.events import Event, decode_event
 from pipeline.exceptions import EventValidationError
-from pipeline.local.esm import EsmSettings, ShardDriver, StreamRecord
 from pipeline.metrics.effects import Add, Effect
-from pipeline.metrics.oracle import expected_tables
 from pipeline.plugins import REGISTRY, BatchContext, Read
-from tests.consumer_harness import lambda_handler, memory_consumer, stream_arn
+from pipeline.stream import StreamRecord, lambda_event
+from tests.consumer_harness import memory_consumer, stream_arn
+from tools.local.esm import EsmSettings, ShardDriver
+from tools.memory import MemoryObjectWriter
+from tools.oracle import expected_tables
 
 CORPUS = Path(__file__).resolve().parents[1] / "events" / "edge_cases.ndjson"
 ARRIVAL = datetime(2026, 11, 30, tzinfo=UTC)
@@ -53,7 +55,7 @@ def _corpus() -> tuple[list[bytes], list[Event], dict[bytes, str]]:
 
 
 def _records(lines: Sequence[bytes], first: int = 1) -> list[StreamRecord]:
-    return [StreamRecord(SHARD, f"{first + i:030d}", "k", line, ARRIVAL.timestamp()) for i, line in enumerate(lines)]
+    return [StreamRecord(SHARD, f"{first + i:030d}", line, ARRIVAL, "k") for i, line in enumerate(lines)]
 
 
 def test_the_corpus_covers_every_case() -> None:
@@ -71,7 +73,7 @@ def test_the_handler_counts_every_valid_event_once_and_makes_each_poison_event_o
     # GIVEN the corpus as one JSON record per line, in batches of 7 (resends land in later batches)
     lines, valid, poison = _corpus()
     consumer = memory_consumer()
-    driver = ShardDriver(lambda_handler(consumer.processor), EsmSettings(batch_size=7), stream_arn=stream_arn)
+    driver = ShardDriver(consumer.handler, EsmSettings(batch_size=7), stream_arn=stream_arn)
     # WHEN Lambda's event source mapping drives the handler over them
     driver.drain(_records(lines))
     # THEN no function error, no retry: one invocation per batch
@@ -173,7 +175,7 @@ def test_an_event_a_plugin_cannot_turn_into_effects_is_a_bad_row_and_the_batch_g
     good = [line for line in lines if any(line.startswith(orjson.dumps({"event_id": e.event_id})[:-1]) for e in valid)]
     consumer = memory_consumer()
     processor = BatchProcessor([plugin], consumer.writer, consumer.processor._context, consumer.sink)
-    records = [KinesisRecord(SHARD, r.sequence_number, r.data, ARRIVAL) for r in _records(good)]
+    records = [StreamRecord(SHARD, r.sequence_number, r.data, ARRIVAL) for r in _records(good)]
     # WHEN the batch is processed
     outcome = processor.process(records)
     # THEN it succeeds, that one event is a bad row with the reason, the others are counted
@@ -191,7 +193,7 @@ def test_thousands_of_bad_lines_in_one_record_are_one_object_written_once_per_at
     _, valid, _ = _corpus()
     body = b"\n".join([b'{"bad": %d}' % i for i in range(5000)] + [msgspec.json.encode(valid[0])])
     consumer = memory_consumer()
-    records = [KinesisRecord(SHARD, f"{1:030d}", gzip_bytes(body), ARRIVAL)]
+    records = [StreamRecord(SHARD, f"{1:030d}", gzip_bytes(body), ARRIVAL)]
     # WHEN processed twice (a re-delivery)
     for _ in range(2):
         assert consumer.processor.process(records).failed_sequence_number is None
@@ -306,7 +308,7 @@ def test_the_handler_never_raises_and_every_record_is_counted_or_a_bad_row(batch
     # GIVEN any event-shaped records WHEN the handler takes them
     consumer = memory_consumer()
     records = _records(batch)
-    response = lambda_handler(consumer.processor)(_lambda(records), None)
+    response = consumer.handler(_lambda(records), None)
     # THEN the batch succeeds, and each record is either counted (the oracle of the valid ones) or one bad row
     assert response == {"batchItemFailures": []}
     valid: list[Event] = []
@@ -324,6 +326,5 @@ def test_the_handler_never_raises_and_every_record_is_counted_or_a_bad_row(batch
 
 
 def _lambda(records: list[StreamRecord]) -> dict[str, Any]:
-    from pipeline.local.esm import lambda_event
 
     return lambda_event(records, stream_arn)

@@ -29,6 +29,7 @@ from pipeline.events import (
 from pipeline.events.decoder import SMALL_EVENT_BYTES, check_event, decode_unchecked
 from pipeline.events.limits import LATEST_EVENT_TIME
 from pipeline.exceptions import DecodeError, EventValidationError
+from pipeline.stream import StreamRecord
 from tests.strategies import events
 
 ARRIVAL = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -273,11 +274,6 @@ def mutated_wire(draw: st.DrawFn) -> bytes:
     return msgspec.json.encode(wire)
 
 
-class _Record:
-    def __init__(self, data: bytes) -> None:
-        self.shard_id, self.sequence_number, self.data, self.arrival = "shard-0", "1", data, ARRIVAL
-
-
 @given(mutated_wire())
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
 def test_the_hot_path_agrees_with_the_careful_one(raw: bytes) -> None:
@@ -286,7 +282,7 @@ def test_the_hot_path_agrees_with_the_careful_one(raw: bytes) -> None:
         careful: Event | None = check_event(decode_unchecked(raw), raw, NOT_AFTER)
     except Exception:  # noqa: BLE001 - any refusal: the careful path's verdict is "not an event"
         careful = None
-    (fast,) = decode_records([_Record(raw)])
+    (fast,) = decode_records([StreamRecord("shard-0", "1", raw, ARRIVAL)])
     (single,) = decode_record(raw, "shard-0", "1", NOT_AFTER)
     # THEN the batch and single decoders give the careful verdict, and an error keeps the bytes
     for result in (fast, single):

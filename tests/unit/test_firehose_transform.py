@@ -25,12 +25,13 @@ from hypothesis import strategies as st
 
 from pipeline.archive.errors import TransformContractError
 from pipeline.archive.layout import Partition, parse_key
-from pipeline.archive.transform import FirehoseTransform, MemoryObjectWriter, TransformResult, archive_bucket_from_env
+from pipeline.archive.transform import FirehoseTransform, TransformResult, archive_bucket_from_env
 from pipeline.codecs import OutputRecord, RecordFormat, decode_events, encode_event, encode_records
 from pipeline.events import Event, EventType, parse_event
 from pipeline.exceptions import ConfigurationError, TransientError
 from pipeline.partitioning import ShardMap
 from tests.strategies import events
+from tools.memory import MemoryObjectWriter
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 ARRIVAL_MS = 1_795_564_799_000  # 2026-11-25T09:59:59Z
@@ -325,6 +326,9 @@ class _Context:
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:event-pipeline-test-archive-transform"
     aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
 
 
 def test_the_handler_answers_the_sample_with_the_core_response(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from pipeline.events import (
     parse_event,
 )
 from pipeline.exceptions import ConfigurationError
-from pipeline.generate import WorkloadSpec, generate_events, write_ndjson
+from tools.generate import WorkloadSpec, generate_events, write_ndjson
 
 N = 20_000
 SEED = 20261124

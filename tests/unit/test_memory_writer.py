@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from pipeline.metrics.effects import Add, Extreme, Message, PutOnce
 from pipeline.metrics.flush import WriterStats
-from pipeline.metrics.memory import MemoryMetricWriter, MemoryStore, SimulatedCrash
 from pipeline.metrics.plan import ItemRef, MetricWriteError, Positioned
+from pipeline.retry import RetryPolicy
 from tests.metric_streams import (
     SHARD,
     assert_persisted_before,
@@ -23,11 +23,13 @@ from tests.metric_streams import (
     delivered,
     expected_messages,
     expected_tables,
+    flushed,
     order_key,
     pos,
     sample_stream,
     suffix_from,
 )
+from tools.memory import MemoryMetricWriter, MemoryStore, SimulatedCrash
 
 
 def test_coalescing_writes_each_item_once() -> None:
@@ -39,7 +41,7 @@ def test_coalescing_writes_each_item_once() -> None:
     writer = MemoryMetricWriter(MemoryStore())
 
     # WHEN they are flushed at once
-    result = writer.flush(SHARD, stream)
+    result = flushed(writer, SHARD, stream)
 
     # THEN every item is written once, in as few calls as the batch limits allow, and values are exact
     assert result.failed_from is None
@@ -53,7 +55,7 @@ def test_coalescing_writes_each_item_once() -> None:
 
 
 def test_an_empty_flush_makes_no_call() -> None:
-    result = MemoryMetricWriter(MemoryStore()).flush(SHARD, [])
+    result = flushed(MemoryMetricWriter(MemoryStore()), SHARD, [])
 
     assert result.failed_from is None
     assert result.stats == WriterStats()
@@ -67,7 +69,7 @@ def test_decimal_sums_are_exact() -> None:
 
     # WHEN flushed in four batches
     for batch in batches(stream, 250):
-        assert writer.flush(SHARD, batch).failed_from is None
+        assert flushed(writer, SHARD, batch).failed_from is None
 
     # THEN the stored sum is exactly 100.00
     item = writer.store.item("order_metrics", key)
@@ -80,13 +82,13 @@ def test_flushing_twice_writes_once(cold: bool) -> None:
     # GIVEN a flushed batch
     stream = sample_stream(40)
     writer = MemoryMetricWriter(MemoryStore())
-    writer.flush(SHARD, stream)
+    flushed(writer, SHARD, stream)
     before = writer.store.snapshot(watermarks=True)
     if cold:
         writer.forget()
 
     # WHEN the same batch is flushed again
-    again = writer.flush(SHARD, stream)
+    again = flushed(writer, SHARD, stream)
 
     # THEN nothing changes; with a warm cache nothing is even sent
     assert again.failed_from is None
@@ -105,10 +107,10 @@ def test_crash_in_the_middle_then_reflush_is_exact(crash_after: int, cold: bool)
 
     # WHEN the flush crashes and Lambda re-delivers the whole batch (to the same or a new container)
     with pytest.raises(SimulatedCrash):
-        writer.flush(SHARD, stream)
+        flushed(writer, SHARD, stream)
     if cold:
         writer.forget()
-    result = writer.flush(SHARD, stream)
+    result = flushed(writer, SHARD, stream)
 
     # THEN everything is counted exactly once
     assert result.failed_from is None
@@ -128,7 +130,7 @@ def test_transient_failure_reports_the_lowest_unpersisted_position(with_messages
     writer = MemoryMetricWriter(store, fails=lambda ref: ref in broken)
 
     # WHEN the batch is flushed
-    result = writer.flush(SHARD, stream)
+    result = flushed(writer, SHARD, stream)
 
     # THEN failed_from is the lowest position not persisted: that item's first event, or an earlier
     # message (phase 3 is not attempted after phase 2 failed), and every event before it is persisted
@@ -139,7 +141,7 @@ def test_transient_failure_reports_the_lowest_unpersisted_position(with_messages
 
     # AND once the store recovers, re-delivery from failed_from makes everything exact
     broken.clear()
-    assert writer.flush(SHARD, suffix_from(stream, result.failed_from)).failed_from is None
+    assert flushed(writer, SHARD, suffix_from(stream, result.failed_from)).failed_from is None
     assert store.tables() == expected_tables(stream)
     assert delivered(store) == expected_messages(stream)
 
@@ -152,7 +154,7 @@ def test_failed_put_once_blocks_updates_and_messages() -> None:
     writer = MemoryMetricWriter(store, fails=lambda ref: failing[0] and ref[0] == "user_activities")
 
     # WHEN flushed
-    result = writer.flush(SHARD, stream)
+    result = flushed(writer, SHARD, stream)
 
     # THEN nothing else was attempted, and failed_from is the very first position
     assert result.failed_from == pos(0)
@@ -160,7 +162,7 @@ def test_failed_put_once_blocks_updates_and_messages() -> None:
 
     # AND the re-delivery is exact
     failing[0] = False
-    assert writer.flush(SHARD, stream).failed_from is None
+    assert flushed(writer, SHARD, stream).failed_from is None
     assert store.tables() == expected_tables(stream)
 
 
@@ -171,11 +173,11 @@ def test_partial_redelivery_of_a_suffix_is_exact(cut: int) -> None:
     # GIVEN a flushed batch (the writer's checkpoint was lost)
     stream = sample_stream(40)
     writer = MemoryMetricWriter(MemoryStore())
-    writer.flush(SHARD, stream)
+    flushed(writer, SHARD, stream)
 
     # WHEN a bisected or partial re-delivery flushes the events from `cut` on again, cold
     writer.forget()
-    result = writer.flush(SHARD, [p for p in stream if p.position >= pos(cut)])
+    result = flushed(writer, SHARD, [p for p in stream if p.position >= pos(cut)])
 
     # THEN nothing is counted twice
     assert result.failed_from is None
@@ -190,8 +192,8 @@ def test_two_shards_on_the_same_items_add_up() -> None:
 
     # WHEN their writers interleave batches (each one's cache goes stale on the other's writes)
     for batch_a, batch_b in zip(batches(first, 7), batches(second, 7), strict=True):
-        assert a.flush("shardId-000000000000", batch_a).failed_from is None
-        assert b.flush("shardId-000000000001", batch_b).failed_from is None
+        assert flushed(a, "shardId-000000000000", batch_a).failed_from is None
+        assert flushed(b, "shardId-000000000001", batch_b).failed_from is None
 
     # THEN both contributions are there, once each
     assert store.tables() == expected_tables(first + second)
@@ -202,11 +204,11 @@ def test_a_stale_cache_costs_a_failed_condition_not_a_double_count() -> None:
     first, second = sample_stream(30), sample_stream(30, start=30)
     store = MemoryStore()
     a, b = MemoryMetricWriter(store), MemoryMetricWriter(store)
-    a.flush(SHARD, first)
-    b.flush(SHARD, second)
+    flushed(a, SHARD, first)
+    flushed(b, SHARD, second)
 
     # WHEN A gets the shard back and a re-delivery of batch 2 reaches it (A's watermarks are stale)
-    result = a.flush(SHARD, second)
+    result = flushed(a, SHARD, second)
 
     # THEN its conditional writes fail, it re-learns the items, and writes nothing twice
     assert result.failed_from is None
@@ -218,7 +220,8 @@ def test_extremes_never_move_backwards() -> None:
     # GIVEN a stored maximum of 10 (with its companion) and minimum of 3
     key = order_key("b")
     writer = MemoryMetricWriter(MemoryStore())
-    writer.flush(
+    flushed(
+        writer,
         SHARD,
         [
             Positioned(pos(1), Extreme("order_metrics", key, "max", 10, companions={"who": "ten"})),
@@ -227,7 +230,8 @@ def test_extremes_never_move_backwards() -> None:
     )
 
     # WHEN later events carry a lower maximum, a higher minimum and an equal maximum
-    result = writer.flush(
+    result = flushed(
+        writer,
         SHARD,
         [
             Positioned(pos(2), Extreme("order_metrics", key, "max", 5, companions={"who": "five"})),
@@ -245,7 +249,8 @@ def test_put_once_first_wins() -> None:
     # GIVEN two puts of one key in a batch and a third in a later batch
     key = (("user_id", "u1"), ("timestamp", "t"))
     writer = MemoryMetricWriter(MemoryStore())
-    writer.flush(
+    flushed(
+        writer,
         SHARD,
         [
             Positioned(pos(2), PutOnce("user_activities", key, {**dict(key), "event": "second"})),
@@ -255,7 +260,7 @@ def test_put_once_first_wins() -> None:
     writer.forget()
 
     # WHEN the later batch is flushed by a new container
-    writer.flush(SHARD, [Positioned(pos(3), PutOnce("user_activities", key, {**dict(key), "event": "third"}))])
+    flushed(writer, SHARD, [Positioned(pos(3), PutOnce("user_activities", key, {**dict(key), "event": "third"}))])
 
     # THEN the first event's row is the one stored
     assert writer.store.item("user_activities", key) == {**dict(key), "event": "first"}
@@ -267,9 +272,9 @@ def test_messages_are_deduplicated() -> None:
     writer = MemoryMetricWriter(MemoryStore())
 
     # WHEN flushed twice, the second time by a new container
-    first = writer.flush(SHARD, stream)
+    first = flushed(writer, SHARD, stream)
     writer.forget()
-    writer.flush(SHARD, stream)
+    flushed(writer, SHARD, stream)
 
     # THEN the queue holds one message per id, the first event's, sent in one call
     assert delivered(writer.store) == {"o0": {"n": 0}, "o1": {"n": 1}, "o2": {"n": 2}}
@@ -283,13 +288,13 @@ def test_a_message_failure_reports_its_position() -> None:
     writer = MemoryMetricWriter(MemoryStore(), fails_message=lambda m: refused[0] and m.dedup_id == "o1")
 
     # WHEN flushed
-    result = writer.flush(SHARD, stream)
+    result = flushed(writer, SHARD, stream)
 
     # THEN failed_from is that message's event (all tables are already written)
     assert result.failed_from == pos(8)
     assert_persisted_before(writer.store, SHARD, stream, pos(8))
     refused[0] = False
-    assert writer.flush(SHARD, suffix_from(stream, pos(8))).failed_from is None
+    assert flushed(writer, SHARD, suffix_from(stream, pos(8))).failed_from is None
     assert delivered(writer.store) == expected_messages(stream)
 
 
@@ -302,7 +307,7 @@ def test_read_returns_stored_items_and_warms_the_cache() -> None:
 
     # WHEN the batch context reads it (and a missing user), then a flush updates it
     found = writer.read("user_sessions", [user, (("user_id", "nobody"),), user])
-    result = writer.flush(SHARD, [Positioned(pos(1), Extreme("user_sessions", user, "last_activity", "2026-11-25"))])
+    result = flushed(writer, SHARD, [Positioned(pos(1), Extreme("user_sessions", user, "last_activity", "2026-11-25"))])
 
     # THEN only the stored item comes back, and the flush needed no read of its own
     assert found == {user: {**dict(user), "last_activity": "2026-11-24T10:00:00Z"}}
@@ -316,7 +321,7 @@ def test_mixed_max_and_min_on_one_attribute_is_a_bug() -> None:
         Positioned(pos(2), Extreme("order_metrics", key, "x", 2, kind="min")),
     ]
     with pytest.raises(MetricWriteError, match="both max and min"):
-        MemoryMetricWriter(MemoryStore()).flush(SHARD, effects)
+        flushed(MemoryMetricWriter(MemoryStore()), SHARD, effects)
 
 
 # -- the property: Lambda-like delivery with crashes, transient failures and lost checkpoints ----
@@ -362,7 +367,7 @@ def test_lambda_like_delivery_converges_to_the_naive_fold(data: st.DataObject, n
     def make() -> MemoryMetricWriter:  # a new container: empty cache
         return MemoryMetricWriter(
             store,
-            max_rounds=2,
+            retry=RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0),
             fails=lambda ref: ref in failing,
             fails_message=lambda m: m.dedup_id in failing_messages,
         )
@@ -387,7 +392,7 @@ def test_lambda_like_delivery_converges_to_the_naive_fold(data: st.DataObject, n
         if mishap == "crash":
             writer.crash_after_writes = data.draw(st.integers(0, 6))
         try:
-            result = writer.flush(SHARD, batch)
+            result = flushed(writer, SHARD, batch)
         except SimulatedCrash:
             writer = make() if data.draw(st.booleans()) else writer
             continue

@@ -18,7 +18,7 @@ from pipeline.events import (
     new_event,
 )
 from pipeline.metrics.effects import Add, Effect, Extreme, Message, PutOnce
-from pipeline.metrics.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
+from tools.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
 
 
 def _at(hour: int, minute: int, second: int = 0, micro: int = 0) -> datetime:

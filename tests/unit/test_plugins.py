@@ -25,9 +25,7 @@ from pipeline.events import (
     UserActivityData,
     new_event,
 )
-from pipeline.generate import generate_events
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
-from pipeline.metrics.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
 from pipeline.plugins import (
     REGISTRY,
     BatchContext,
@@ -47,7 +45,10 @@ from pipeline.plugins.timefmt import (
     parse_stamp,
     stamp,
 )
+from pipeline.retry import NO_DEADLINE, Deadline
 from tests.strategies import events, money, shifted, timestamps
+from tools.generate import generate_events
+from tools.oracle import Tables, apply_effects, expected_messages, expected_tables, messages_of
 
 T0 = datetime(2026, 11, 24, 10, 15, 0, 250_000, tzinfo=UTC)
 
@@ -587,7 +588,9 @@ class _TablesReader:
             (("user_id", u),): {"user_id": u, "user_segment": s} for u, s in segments.items()
         }
 
-    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, dict[str, object]]:
+    def read(
+        self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE
+    ) -> dict[ItemKey, dict[str, object]]:
         stored = self.users if table == "users" else self.tables.get(table, {})
         return {key: dict(stored[key]) for key in keys if key in stored}
 

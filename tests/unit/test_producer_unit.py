@@ -28,9 +28,10 @@ from pipeline.codecs import (
 )
 from pipeline.events import Event, UserActivityData, new_event
 from pipeline.exceptions import DeliveryError
-from pipeline.generate import generate_events
 from pipeline.partitioning import HASH_KEY_SPACE, ShardMap, hash_key_for, partition_key_for
+from pipeline.retry import RetryPolicy
 from producers import Producer
+from tools.generate import generate_events
 
 Entry = dict[str, Any]
 
@@ -136,12 +137,15 @@ def _ids_by_key(events: Iterable[Event]) -> dict[str, list[str]]:
     return dict(by_key)
 
 
+def _retry(attempts: int) -> RetryPolicy:
+    return RetryPolicy(attempts=attempts, base_delay=0.0001, max_delay=0.001)
+
+
 def _producer(kinesis: FakeKinesis, **overrides: Any) -> Producer:
     """A fast producer: no linger thread, tiny backoff, seeded jitter; ``overrides`` win."""
     options: dict[str, Any] = {
         "linger_seconds": 0,
-        "base_backoff": 0.0001,
-        "max_backoff": 0.001,
+        "retry": RetryPolicy(attempts=10, base_delay=0.0001, max_delay=0.001),
         "rng": random.Random(0),
     } | overrides
     return Producer("stream", kinesis, **options)
@@ -181,7 +185,7 @@ def test_every_call_respects_kinesis_limits_and_carries_one_record_per_ordering_
     events = make_events()
     kinesis = FakeKinesis(shards)
     kinesis.fail_entry = _random_failures(0.3, seed=1)
-    producer = _producer(kinesis, record_format=record_format, max_buffered_events=len(events), max_attempts=30)
+    producer = _producer(kinesis, record_format=record_format, max_buffered_events=len(events), retry=_retry(30))
 
     # WHEN the events are sent in one flush
     producer.put_many(events)
@@ -281,7 +285,7 @@ def test_a_record_out_of_attempts_gives_up_the_later_records_of_its_key_only() -
     poisoned = by_key[busiest][1]
     kinesis = FakeKinesis()
     kinesis.fail_entry = lambda entry: poisoned.encode() in entry["Data"]
-    producer = _producer(kinesis, max_attempts=4)
+    producer = _producer(kinesis, retry=_retry(4))
 
     # WHEN the events are sent
     producer.put_many(events)
@@ -311,7 +315,7 @@ def test_an_error_that_can_never_succeed_also_lists_records_already_given_up() -
     kinesis.fail_entry = lambda entry: poisoned.encode() in entry["Data"]
     kinesis.before_write = lambda n: _client_error("AccessDeniedException") if n == 2 else None
     sleeps: list[float] = []
-    producer = _producer(kinesis, max_attempts=2, sleep=sleeps.append)
+    producer = _producer(kinesis, retry=_retry(2), sleep=sleeps.append)
 
     # WHEN the events are sent
     producer.put_many(events)
@@ -533,7 +537,7 @@ def test_four_threads_putting_at_once_deliver_each_event_once_in_key_order() -> 
         per_thread[owner.setdefault(key, len(owner) % 4)].append(event)
     kinesis = FakeKinesis()
     kinesis.fail_entry = _random_failures(0.2, seed=4)
-    producer = _producer(kinesis, linger_seconds=0.002, max_buffered_events=64, max_attempts=30)
+    producer = _producer(kinesis, linger_seconds=0.002, max_buffered_events=64, retry=_retry(30))
     start = threading.Barrier(4, timeout=10)
 
     def publish(mine: list[Event]) -> int:

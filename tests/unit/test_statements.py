@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 
 from pipeline.metrics.effects import Add, Extreme
-from pipeline.metrics.memory import MemoryStore
 from pipeline.metrics.plan import ItemWrite, MetricWriteError, Positioned, coalesce, plan_write
 from pipeline.metrics.statements import item_statement, to_attribute_value
 from tests.metric_streams import SHARD, pos
+from tools.memory import MemoryStore
 
 _KEY = (("user_id", "u1"), ("timestamp", "2026-11-24T10:00:00Z"))
 

@@ -24,7 +24,6 @@ Not thread-safe: one driver per shard, as Lambda runs one batch per shard at a t
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,19 +31,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["EsmSettings", "EsmStats", "FakeLambdaContext", "ShardDriver", "StreamRecord", "lambda_event"]
+from pipeline.stream import StreamRecord, lambda_event
+
+__all__ = ["EsmSettings", "EsmStats", "FakeLambdaContext", "ShardDriver"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamRecord:
-    shard_id: str
-    sequence_number: str
-    partition_key: str
-    data: bytes
-    arrival: float
-    """``approximateArrivalTimestamp``: epoch seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,36 +73,12 @@ class FakeLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/consumer"
     log_stream_name: str = "local"
-    timeout_s: float = 300.0
+    timeout_s: float = 120.0
+    """The template's function timeout (``Globals.Function.Timeout``)."""
     _started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
         return max(int((self.timeout_s - (time.monotonic() - self._started)) * 1000), 0)
-
-
-def lambda_event(records: Sequence[StreamRecord], stream_arn: str, region: str = "us-east-1") -> dict[str, Any]:
-    """The event Lambda passes for a Kinesis batch (``eventID`` is ``shardId:sequenceNumber``)."""
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64.b64encode(r.data).decode(),
-                    "approximateArrivalTimestamp": r.arrival,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{r.shard_id}:{r.sequence_number}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/consumer",
-                "awsRegion": region,
-                "eventSourceARN": stream_arn,
-            }
-            for r in records
-        ]
-    }
 
 
 def _failure_point(response: object, batch: Sequence[StreamRecord]) -> int | None:
@@ -210,7 +177,7 @@ class ShardDriver:
 
     def _too_old(self, record: StreamRecord) -> bool:
         age = self.settings.maximum_record_age_s
-        return age >= 0 and self._now() - record.arrival > age
+        return age >= 0 and self._now() - record.arrival.timestamp() > age
 
     def _discard(self, batch: Sequence[StreamRecord], condition: str, retries: int, end: int) -> int:
         self.stats.discarded_batches += 1
@@ -225,8 +192,8 @@ class ShardDriver:
                         "shardId": batch[0].shard_id,
                         "startSequenceNumber": batch[0].sequence_number,
                         "endSequenceNumber": batch[-1].sequence_number,
-                        "approximateArrivalOfFirstRecord": batch[0].arrival,
-                        "approximateArrivalOfLastRecord": batch[-1].arrival,
+                        "approximateArrivalOfFirstRecord": batch[0].arrival.isoformat(),
+                        "approximateArrivalOfLastRecord": batch[-1].arrival.isoformat(),
                         "batchSize": len(batch),
                         "streamArn": self.stream_arn,
                     },

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.cli.archive_cmd import parse_time
 from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings, aws_client
+from tools.cli.archive_cmd import parse_time
 
 __all__ = ["configure", "run"]
 

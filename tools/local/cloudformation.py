@@ -1,4 +1,4 @@
-"""CloudFormation mechanics for :mod:`pipeline.local.stack`: create or update, wait, explain failures,
+"""CloudFormation mechanics for :mod:`tools.local.stack`: create or update, wait, explain failures,
 and read back what the SAM transform made.
 
 Everything here takes a CloudFormation client and raises :class:`StackError` with a message that

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.cli.args import non_negative_int
-from pipeline.cli.io import Progress
 from pipeline.events import Event
-from pipeline.generate import generate_events, write_ndjson
+from tools.cli.args import non_negative_int
+from tools.cli.io import Progress
+from tools.generate import generate_events, write_ndjson
 
 __all__ = ["configure", "run"]
 

@@ -8,12 +8,12 @@ import time
 
 import orjson
 
-from pipeline.cli.args import endpoint_url
-from pipeline.cli.io import Progress, open_input, read_events
 from pipeline.codecs import RecordFormat
 from pipeline.exceptions import DeliveryError
 from pipeline.settings import Settings, aws_client
 from producers import Producer
+from tools.cli.args import endpoint_url
+from tools.cli.io import Progress, open_input, read_events
 
 __all__ = ["add_aws_arguments", "configure", "run", "settings_from"]
 

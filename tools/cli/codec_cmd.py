@@ -16,11 +16,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pipeline.cli.args import positive_int
-from pipeline.cli.io import open_input, read_events
 from pipeline.codecs import DecodeResult, RecordFormat, decode_record, encode_event, encode_records
 from pipeline.exceptions import DecodeError, RecordTooLargeError
 from pipeline.partitioning import ShardMap
+from tools.cli.args import positive_int
+from tools.cli.io import open_input, read_events
 
 __all__ = ["configure", "run"]
 

@@ -43,7 +43,7 @@ from pipeline.exceptions import ConfigurationError
 __all__ = ["THROUGHPUT_EXCEEDED", "FaultCounts", "FaultInjector"]
 
 THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
-_INJECTED = "(injected by pipeline.faults)"
+_INJECTED = "(injected by tools.faults)"
 # json 1.0 services name their errors with a namespace; botocore keeps the part after '#'.
 _TYPE_PREFIX = {"dynamodb": "com.amazonaws.dynamodb.v20120810#"}
 
@@ -100,7 +100,7 @@ class FaultInjector:
         _check_rate(rate)
         if client.meta.service_model.service_name != "kinesis":
             raise ConfigurationError(f"fail_put_records needs a kinesis client, not {client.meta.service_model}")
-        key = f"pipeline.faults.{self._id}.withheld"
+        key = f"tools.faults.{self._id}.withheld"
 
         def withhold(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
             records = params.get("Records")
@@ -198,7 +198,7 @@ class FaultInjector:
         self.detach()
 
     def _register(self, client: BaseClient, event_name: str, handler: Any) -> None:
-        unique_id = f"pipeline.faults.{self._id}.{event_name}"
+        unique_id = f"tools.faults.{self._id}.{event_name}"
         client.meta.events.register(event_name, handler, unique_id=unique_id)
         self._hooks.append((client, event_name, unique_id))
 

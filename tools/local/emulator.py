@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Self
 
 from pipeline.exceptions import EmulatorError
-from pipeline.local.tools import uv_tool_run
+from tools.local.tools import uv_tool_run
 
 __all__ = [
     "MINISTACK_VERSION",
@@ -180,7 +180,7 @@ class EmbeddedEmulator:
     def start(self) -> Self:
         """Start ministack and return once it answers HTTP.
 
-        Raises :class:`ConfigurationError` if uv cannot be found (:func:`pipeline.local.tools.uv_tool_run`), and
+        Raises :class:`ConfigurationError` if uv cannot be found (:func:`tools.local.tools.uv_tool_run`), and
         :class:`EmulatorError` if the emulator exits or stays silent for ``startup_timeout`` seconds; in
         both cases its process group has been stopped and the error names the log file.
         """

@@ -37,8 +37,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from datetime import datetime
+from typing import Any, Final
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,52 +54,15 @@ from pipeline.archive.layout import (
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.codecs.kpl import deaggregate, has_kpl_magic
 from pipeline.exceptions import DecodeError, TransientError
+from pipeline.stream import StreamRecord
 
-__all__ = ["FirehoseSettings", "KinesisRecord", "LocalFirehose", "LocalFirehoseStats", "SourceRecord"]
+__all__ = ["FirehoseSettings", "LocalFirehose", "LocalFirehoseStats"]
 
 _MIB: Final = 1024 * 1024
 LAMBDA_PAYLOAD_LIMIT: Final = 6 * _MIB
 _RESULTS: Final = frozenset({"Ok", "Dropped", "ProcessingFailed"})
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class KinesisRecord(Protocol):
-    """A record read from the stream (``pipeline.local.esm.StreamRecord`` is one)."""
-
-    @property
-    def shard_id(self) -> str: ...
-    @property
-    def sequence_number(self) -> str: ...
-    @property
-    def partition_key(self) -> str: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def arrival(self) -> float:
-        """``ApproximateArrivalTimestamp`` in epoch seconds."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    shard_id: str
-    sequence_number: str
-    partition_key: str
-    data: bytes
-    arrival: float
-
-    @classmethod
-    def from_get_records(cls, shard_id: str, record: Mapping[str, Any]) -> SourceRecord:
-        """From one entry of a ``GetRecords`` response (what ``pipeline.local.streams.read_all`` yields)."""
-        arrival = record["ApproximateArrivalTimestamp"]
-        return cls(
-            shard_id,
-            record["SequenceNumber"],
-            record["PartitionKey"],
-            record["Data"],
-            arrival.timestamp() if isinstance(arrival, datetime) else float(arrival),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +109,7 @@ class _Buffer:
 @dataclass(frozen=True, slots=True)
 class _Pending:
     record_id: str
-    record: KinesisRecord
+    record: StreamRecord
     data: bytes
     sub: int
     partition_key: str
@@ -183,7 +146,7 @@ class LocalFirehose:
 
     # -- in ------------------------------------------------------------------------------------------
 
-    def put_records(self, records: Iterable[KinesisRecord]) -> None:
+    def put_records(self, records: Iterable[StreamRecord]) -> None:
         """Transform ``records`` and buffer the results; write the buffers that are due."""
         batch: list[_Pending] = []
         size = 0
@@ -202,7 +165,7 @@ class LocalFirehose:
     def _event(self, batch: list[_Pending]) -> dict[str, Any]:
         records = []
         for pending in batch:
-            arrival_ms = int(pending.record.arrival * 1000)
+            arrival_ms = int(pending.record.arrival.timestamp() * 1000)
             records.append(
                 {
                     "recordId": pending.record_id,
@@ -265,7 +228,7 @@ class LocalFirehose:
     def _fail(self, pending: _Pending, code: str, message: str) -> None:
         """Firehose's ``processing-failed`` document for one record, buffered under the error prefix."""
         self.stats.failed += 1
-        arrival_ms = int(pending.record.arrival * 1000)
+        arrival_ms = int(pending.record.arrival.timestamp() * 1000)
         document = {
             "attemptsMade": 1,
             "arrivalTimestamp": arrival_ms,
@@ -325,10 +288,10 @@ class LocalFirehose:
 
 
 def _arrival(pending: _Pending) -> datetime:
-    return datetime.fromtimestamp(pending.record.arrival, UTC)
+    return pending.record.arrival
 
 
-def _firehose_records(record: KinesisRecord) -> list[_Pending]:
+def _firehose_records(record: StreamRecord) -> list[_Pending]:
     """The Firehose records of one stream record: its KPL user records, or itself (also when the
     aggregate is corrupt: the transform then reports it and its bytes reach the error prefix)."""
     base = f"{record.shard_id}:{record.sequence_number}"

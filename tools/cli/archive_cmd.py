@@ -16,10 +16,10 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.archive.reader import list_objects, read_archived
-from pipeline.cli.args import endpoint_url
 from pipeline.events import EventType
 from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings, aws_client
+from tools.cli.args import endpoint_url
 
 __all__ = ["configure", "parse_time", "run"]
 

@@ -1,4 +1,8 @@
-"""In-memory tables and queues, and a metric writer on them with the DynamoDB writer's exact semantics.
+"""In-memory stand-ins for every sink and store, with the AWS ones' exact semantics (tests, models, demos).
+
+- :class:`MemoryMetricWriter` (metric :class:`~pipeline.sinks.Sink`) on a :class:`MemoryStore`;
+- :class:`MemoryBadRowSink` (bad-row sink), :class:`MemoryDedupStore` (the dedup window's table),
+  :class:`MemoryObjectWriter` (the archive transform's object writer).
 
 :class:`MemoryMetricWriter` is the same :class:`~pipeline.metrics.flush.FlushEngine` as
 :class:`~pipeline.metrics.writer.DynamoMetricWriter` (coalescing, watermarks, phases, rounds, cache,
@@ -11,7 +15,7 @@ tests and a fast stand-in for unit tests. Two hooks make failures on demand:
 - ``fails=predicate``: a write of an item for which ``predicate(ref)`` is true fails transiently
   (throttled), as does a message for which ``fails_message(message)`` is true.
 
-:meth:`MemoryStore.tables` has the shape of :func:`pipeline.metrics.oracle.apply_effects` (the naive
+:meth:`MemoryStore.tables` has the shape of :func:`tools.oracle.apply_effects` (the naive
 fold: each effect once, in order), which a correct writer must reach whatever the crashes, retries
 and re-deliveries.
 """
@@ -20,10 +24,22 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from pipeline.metrics.effects import ItemKey, Message
-from pipeline.metrics.flush import OK, TRANSIENT, FlushEngine, FlushResult, ItemCache, Outcome, Tally, WriteResult
+from pipeline.consumer.badrows import BadRow, group_by_record
+from pipeline.consumer.dedup import DedupItem
+from pipeline.exceptions import TransientError
+from pipeline.metrics.effects import Effect, ItemKey, Message
+from pipeline.metrics.flush import (
+    OK,
+    TRANSIENT,
+    FlushEngine,
+    FlushResult,
+    ItemCache,
+    Outcome,
+    Tally,
+    WriteResult,
+)
 from pipeline.metrics.plan import (
     WATERMARK_PREFIX,
     ItemRef,
@@ -33,8 +49,18 @@ from pipeline.metrics.plan import (
     apply_write,
     check_write,
 )
+from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
 
-__all__ = ["MemoryMetricWriter", "MemoryStore", "SimulatedCrash"]
+__all__ = [
+    "MemoryBadRowSink",
+    "MemoryDedupStore",
+    "MemoryMetricWriter",
+    "MemoryObjectWriter",
+    "MemoryStore",
+    "SimulatedCrash",
+]
+
+_NO_WAIT_RETRY = RetryPolicy(attempts=6, base_delay=0.0, max_delay=0.0)
 
 
 class SimulatedCrash(Exception):  # noqa: N818 - it is a simulated event, not an error of ours
@@ -66,7 +92,7 @@ class MemoryStore:
             }
 
     def tables(self) -> dict[str, dict[ItemKey, dict[str, object]]]:
-        """``{table: {key: item}}`` without watermarks, as :func:`pipeline.metrics.oracle.apply_effects`."""
+        """``{table: {key: item}}`` without watermarks, as :func:`tools.oracle.apply_effects`."""
         tables: dict[str, dict[ItemKey, dict[str, object]]] = {}
         for (table, key), item in self.snapshot().items():
             tables.setdefault(table, {})[key] = item
@@ -100,17 +126,19 @@ class MemoryStore:
 
 
 class MemoryMetricWriter:
-    """A metric writer on a :class:`MemoryStore`; same interface and semantics as the DynamoDB one.
+    """A metric :class:`~pipeline.sinks.Sink` on a :class:`MemoryStore`; same interface and semantics as
+    :class:`~pipeline.metrics.writer.DynamoMetricWriter`.
 
     ``stats`` count calls as the DynamoDB writer would make them (25 statements, 100 keys or 10
-    messages a call). Sequential and deterministic; not thread-safe (one flush at a time).
+    messages a call). ``retry`` bounds each phase's rounds (no waits by default). Sequential and
+    deterministic; not thread-safe (one flush at a time).
     """
 
     def __init__(
         self,
         store: MemoryStore,
         *,
-        max_rounds: int = 6,
+        retry: RetryPolicy = _NO_WAIT_RETRY,
         cache_size: int = 200_000,
         crash_after_writes: int | None = None,
         fails: Callable[[ItemRef], bool] | None = None,
@@ -118,7 +146,9 @@ class MemoryMetricWriter:
     ) -> None:
         self.store = store
         self._backend = _MemoryBackend(store, crash_after_writes, fails, fails_message)
-        self._engine = FlushEngine(self._backend, max_rounds=max_rounds, sleep=_no_sleep, cache_size=cache_size, seed=0)
+        self._engine = FlushEngine(self._backend, retry=retry, sleep=_no_sleep, cache_size=cache_size, seed=0)
+        self._pending: list[Positioned] = []
+        self.last: FlushResult | None = None
 
     @property
     def crash_after_writes(self) -> int | None:
@@ -128,16 +158,114 @@ class MemoryMetricWriter:
     def crash_after_writes(self, writes: int | None) -> None:
         self._backend.crash_after_writes = writes
 
-    def flush(self, shard_id: str, effects: Sequence[Positioned]) -> FlushResult:
-        return self._engine.flush(shard_id, effects)
+    def add(self, position: str, item: Effect) -> None:
+        self._pending.append(Positioned(position, item))
 
-    def read(self, table: str, keys: Sequence[ItemKey]) -> dict[ItemKey, State]:
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        effects, self._pending = self._pending, []
+        self.last = self._engine.flush(shard_id, effects, deadline)
+        return self.last.failed_from
+
+    def discard(self) -> str | None:
+        effects, self._pending = self._pending, []
+        self.last = None
+        return min((p.position for p in effects), default=None)
+
+    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
         """The stored items of ``keys`` (missing ones left out), as :meth:`DynamoMetricWriter.read`."""
-        return self._engine.read(table, keys)
+        return self._engine.read(table, keys, deadline)
 
     def forget(self) -> None:
         """Drop the cache, as a new container would start."""
         self._engine.cache = ItemCache(self._engine.cache.size)
+
+
+class MemoryBadRowSink:
+    """Bad rows in a dict of objects keyed like the S3 ones (a :class:`~pipeline.sinks.Sink`).
+
+    ``fail_next = n`` makes the next ``n`` flushes write nothing and report their first position.
+    """
+
+    def __init__(self, prefix: str = "bad-rows/") -> None:
+        self.prefix = prefix
+        self.objects: dict[str, list[BadRow]] = {}
+        self.puts = 0
+        self.fail_next = 0
+        self._rows: list[BadRow] = []
+
+    @property
+    def rows(self) -> list[BadRow]:
+        """Every stored row, record by record."""
+        return [row for key in sorted(self.objects) for row in self.objects[key]]
+
+    def add(self, position: str, item: BadRow) -> None:
+        self._rows.append(item)
+
+    def discard(self) -> str | None:
+        rows, self._rows = self._rows, []
+        return min((row.position for row in rows), default=None)
+
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return self.discard()
+        rows, self._rows = self._rows, []
+        for key, mine in group_by_record(rows, self.prefix).items():
+            self.puts += 1
+            self.objects[key] = mine
+        return None
+
+
+class MemoryDedupStore:
+    """The dedup window's items in a dict. ``fail_next = n`` makes the next ``n`` calls fail transiently."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], DedupItem] = {}
+        self.fail_next = 0
+        self.puts = 0
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise TransientError("injected dedup store failure")
+
+    def recent(self, shard_id: str, since: float, deadline: Deadline = NO_DEADLINE) -> Iterator[DedupItem]:
+        self._maybe_fail()
+        mine = sorted((item for (shard, _), item in self.items.items() if shard == shard_id), key=lambda i: i.key)
+        for item in reversed(mine):
+            yield item
+            if item.arrival < since:
+                return
+
+    def after(self, shard_id: str, key: str, deadline: Deadline = NO_DEADLINE) -> list[DedupItem]:
+        self._maybe_fail()
+        return sorted(
+            (item for (shard, k), item in self.items.items() if shard == shard_id and k > key), key=lambda i: i.key
+        )
+
+    def put(self, items: Iterable[DedupItem], ttl: float, deadline: Deadline = NO_DEADLINE) -> None:
+        self._maybe_fail()
+        for item in items:
+            self.puts += 1
+            self.items[(item.shard_id, item.key)] = item
+
+
+class MemoryObjectWriter:
+    """Objects in a dict: the archive transform's writer in tests, and the local Firehose's reference.
+    ``fail_next = n`` makes the next ``n`` calls raise :class:`TransientError`."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts = 0
+        self.fail_next = 0
+
+    def put_many(self, objects: Sequence[tuple[str, bytes]], deadline: Deadline = NO_DEADLINE) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise TransientError("injected object write failure")
+        for key, body in objects:
+            self.puts += 1
+            self.objects[key] = body
 
 
 class _MemoryBackend:

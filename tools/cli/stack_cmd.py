@@ -22,7 +22,7 @@ from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings, aws_client
 
 if TYPE_CHECKING:
-    from pipeline.local.stack import StackInfo
+    from tools.local.stack import StackInfo
 
 __all__ = ["configure", "run", "stack_status"]
 
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from pipeline.local import start_or_reuse
-    from pipeline.local.stack import StackError, deploy
+    from tools.local.emulator import start_or_reuse
+    from tools.local.stack import StackError, deploy
 
     parameters = dict(_key_value(item) for item in args.parameter)
     state_dir = Path(args.state_dir)
@@ -125,8 +125,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from pipeline.local import find_recorded
-    from pipeline.local.stack import StackError, destroy, stack_name
+    from tools.local.emulator import find_recorded
+    from tools.local.stack import StackError, destroy, stack_name
 
     state_dir = Path(args.state_dir)
     emulator = find_recorded(state_dir)
@@ -152,8 +152,8 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pipeline.local import STATE_FILE, EmulatorRecord, find_recorded
-    from pipeline.local.stack import describe, stack_name
+    from tools.local.emulator import STATE_FILE, EmulatorRecord, find_recorded
+    from tools.local.stack import describe, stack_name
 
     state_dir = Path(args.state_dir)
     emulator = find_recorded(state_dir)
@@ -192,7 +192,7 @@ def stack_status(settings: Settings, info: StackInfo) -> dict[str, Any]:
     A probe that fails (a resource deleted behind the stack's back) reports ``{"error": ...}`` in its
     place instead of failing the whole status.
     """
-    from pipeline.local.stack import StackError
+    from tools.local.stack import StackError
 
     status: dict[str, Any] = {}
     stream = info.outputs.get("StreamName")
@@ -298,7 +298,7 @@ def _show(value: Any) -> str:
 def _key_value(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        from pipeline.cli.io import fail
+        from tools.cli.io import fail
 
         fail(f"--parameter wants KEY=VALUE, got {item!r}")
     return key, value

@@ -1,7 +1,7 @@
 """The local runtime: Lambda's Kinesis event source mapping, run against the emulator's stream.
 
 It polls every shard of a stream with ``GetRecords`` and hands the records to
-:class:`~pipeline.local.esm.ShardDriver`, which invokes the deployed handler with real Lambda event
+:class:`~tools.local.esm.ShardDriver`, which invokes the deployed handler with real Lambda event
 shapes and the template's event-source settings (batch size, batching window, partial-batch
 checkpointing, bisect, retries, record age, on-failure destination). The emulator's own event source
 mapping is removed at deploy time because it does not reproduce partial-batch semantics.
@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.local.esm import EsmSettings, EsmStats, ShardDriver, StreamRecord
+from pipeline.stream import StreamRecord, from_get_records
+from tools.local.esm import EsmSettings, EsmStats, ShardDriver
 
 __all__ = ["DrainResult", "LocalEventSource"]
 
@@ -109,16 +110,7 @@ class LocalEventSource:
             return []
         page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
         self._iterators[shard_id] = page.get("NextShardIterator")
-        records = [
-            StreamRecord(
-                shard_id,
-                r["SequenceNumber"],
-                r["PartitionKey"],
-                r["Data"],
-                r["ApproximateArrivalTimestamp"].timestamp(),
-            )
-            for r in page["Records"]
-        ]
+        records = [from_get_records(shard_id, r) for r in page["Records"]]
         if records and self._tap is not None:
             self._tap(records)  # another reader of the same stream (the archive's delivery stream)
         return records

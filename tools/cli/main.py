@@ -19,17 +19,17 @@ __all__ = ["main"]
 
 # command -> (module, one-line help). Modules expose ``configure(parser)`` and ``run(args) -> int``.
 COMMANDS: Final = {
-    "generate": ("pipeline.cli.generate_cmd", "write the reference synthetic workload as NDJSON events"),
-    "encode": ("pipeline.cli.codec_cmd", "pack NDJSON events into Kinesis records (one JSON line per record)"),
-    "decode": ("pipeline.cli.codec_cmd", "decode records, a Lambda Kinesis event or a Firehose event into events"),
-    "produce": ("pipeline.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
-    "bench": ("pipeline.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
-    "demo": ("pipeline.cli.demo_cmd", "the main job: run the pipeline on the embedded stack and verify it"),
-    "up": ("pipeline.cli.stack_cmd", "start (or reuse) the emulator and deploy template.yaml into it"),
-    "down": ("pipeline.cli.stack_cmd", "delete the local stack and stop the emulator"),
-    "status": ("pipeline.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
-    "archive": ("pipeline.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
-    "analytics": ("pipeline.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
+    "generate": ("tools.cli.generate_cmd", "write the reference synthetic workload as NDJSON events"),
+    "encode": ("tools.cli.codec_cmd", "pack NDJSON events into Kinesis records (one JSON line per record)"),
+    "decode": ("tools.cli.codec_cmd", "decode records, a Lambda Kinesis event or a Firehose event into events"),
+    "produce": ("tools.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
+    "bench": ("tools.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
+    "demo": ("tools.cli.demo_cmd", "the main job: run the pipeline on the embedded stack and verify it"),
+    "up": ("tools.cli.stack_cmd", "start (or reuse) the emulator and deploy template.yaml into it"),
+    "down": ("tools.cli.stack_cmd", "delete the local stack and stop the emulator"),
+    "status": ("tools.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
+    "archive": ("tools.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
+    "analytics": ("tools.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
 }
 
 

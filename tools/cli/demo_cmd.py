@@ -17,13 +17,13 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.cli.args import endpoint_url, fraction, positive_int
-from pipeline.cli.io import Progress, open_input
 from pipeline.codecs import RecordFormat
 from pipeline.events import Event, decode_event
 from pipeline.exceptions import DeliveryError, EventValidationError
-from pipeline.generate import generate_events
-from pipeline.local.demo_run import DemoRun, DemoSummary
+from tools.cli.args import endpoint_url, fraction, positive_int
+from tools.cli.io import Progress, open_input
+from tools.generate import generate_events
+from tools.local.demo_run import DemoRun, DemoSummary
 
 __all__ = ["configure", "run"]
 

@@ -1,6 +1,6 @@
 """Deploy ``template.yaml`` as the CloudFormation stack ``event-pipeline-<stage>``: the local stack.
 
-:func:`deploy` packages the code (:mod:`pipeline.local.package`), uploads it to the stage's artifacts
+:func:`deploy` packages the code (:mod:`tools.local.package`), uploads it to the stage's artifacts
 bucket, creates or updates the stack with the SAM transform and waits for it, then removes the
 event source mapping the emulator made for the consumer (see below) and returns a :class:`StackInfo`.
 :func:`describe` reads the same information back; :func:`destroy` deletes the stack and the bucket.
@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.local import cloudformation
-from pipeline.local.cloudformation import StackError, message
-from pipeline.local.esm import EsmSettings
-from pipeline.local.package import package_code, rewrite_template
 from pipeline.metrics.tables import QUEUES, TABLES, Resources
 from pipeline.settings import Settings, aws_client
+from tools.local import cloudformation
+from tools.local.cloudformation import StackError, message
+from tools.local.esm import EsmSettings
+from tools.local.package import package_code, rewrite_template
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -219,7 +219,7 @@ def deploy(
             removed = _detach(aws_client("lambda", settings), function)
         # The emulator's Firehose pushes every PutRecords through the transform, synchronously, one
         # object per record (the code zip has no dependencies, so the transform fails to import and
-        # every record lands under errors/). The local archive path (pipeline.archive.local_firehose)
+        # every record lands under errors/). The local archive path (tools.local.firehose)
         # does what the delivery stream does instead, so the emulator's stream is deleted after every
         # create or update, as the consumer's event source mapping is.
         delivery = outputs.get("DeliveryStreamName")

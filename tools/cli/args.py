@@ -1,6 +1,6 @@
 """Argument types shared by the commands: each refuses a bad value with a message that says what to do.
 
-argparse turns their ``ArgumentTypeError`` into one line (see :func:`pipeline.cli.main.main`) and exit
+argparse turns their ``ArgumentTypeError`` into one line (see :func:`tools.cli.main.main`) and exit
 status 2.
 """
 

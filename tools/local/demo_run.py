@@ -8,33 +8,34 @@ set for the handler are restored afterwards.
 
 from __future__ import annotations
 
-import importlib
-import os
+import logging
 import random
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.archive.local_firehose import FirehoseSettings, LocalFirehose
+from aws_lambda_powertools import Logger
+
 from pipeline.archive.reader import list_objects, read_object
-from pipeline.archive.transform import FirehoseTransform, S3ObjectWriter
+from pipeline.archive.transform import FirehoseTransform
 from pipeline.codecs import RecordFormat
+from pipeline.consumer.handler import consumer_from_env
 from pipeline.events import Event
 from pipeline.exceptions import DeliveryError
-from pipeline.faults import FaultInjector
-from pipeline.local.emulator import start_or_reuse
-from pipeline.local.runtime import LocalEventSource
-from pipeline.local.stack import StackInfo, deploy, destroy
-from pipeline.local.verify import Tables, bad_rows, differences, jsonable, numbers_as_decimal, scan_tables
-from pipeline.metrics.oracle import expected_messages, expected_tables
+from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
 from producers import Producer
+from tools.faults import FaultInjector
+from tools.local.emulator import start_or_reuse
+from tools.local.firehose import FirehoseSettings, LocalFirehose
+from tools.local.runtime import LocalEventSource
+from tools.local.stack import StackInfo, deploy, destroy
+from tools.oracle import expected_messages, expected_tables
+from tools.verify import Tables, bad_rows, differences, jsonable, numbers_as_decimal, scan_tables
 
 __all__ = ["DemoRun", "DemoSummary"]
 
@@ -78,17 +79,6 @@ class DemoSummary:
         out["dynamodb_requests_per_event"] = round(self.dynamodb_requests_per_event, 4)
         out["item_counts"] = {table: len(items) for table, items in self.tables.items()}
         return out
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 class _Crashes:
@@ -198,13 +188,17 @@ class DemoRun:
             faults.throttle(producer_kinesis, self.fault_rate / 2)
         env = {**info.consumer_environment(), "PIPELINE_ENDPOINT_URL": settings.endpoint_url or ""}
         env.update(POWERTOOLS_TRACE_DISABLED="true", AWS_REGION=settings.region)
-        with _environment(env):
-            module = importlib.import_module("consumers.kinesis_consumer")
-            module = importlib.reload(module) if "consumers.kinesis_consumer" in sys.modules else module
         log_path = self.state_dir / f"consumer-{info.stack_name}.log"
         log_file = log_path.open("a")  # Lambda's CloudWatch log group, locally
-        module.logger.registered_handler.setStream(log_file)
-        dynamodb = module.clients.dynamodb
+        logger = Logger(
+            service=env.get("POWERTOOLS_SERVICE_NAME"),
+            level=env.get("POWERTOOLS_LOG_LEVEL"),
+            logger_handler=logging.StreamHandler(log_file),
+        )
+        consumer = consumer_from_env(env, logger=logger)  # the code Lambda runs, built from the stack's environment
+        if consumer.clients is None:  # pragma: no cover - consumer_from_env always builds AWS clients
+            raise RuntimeError("the consumer was built without AWS clients")
+        dynamodb = consumer.clients.dynamodb
         requests = [0]
 
         def count(**_: Any) -> None:
@@ -225,7 +219,7 @@ class DemoRun:
         source = LocalEventSource(
             raw_kinesis,
             stream,
-            crashes.wrap(module.handler),
+            crashes.wrap(consumer.lambda_handler),
             info.esm_settings(),
             sqs=aws_client("sqs", settings),
             on_failure_queue_url=info.outputs.get("ConsumerFailureQueueUrl"),
