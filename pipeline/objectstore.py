@@ -57,10 +57,8 @@ class S3ObjectWriter:
         pending, self._pending = self._pending, []
         retry = 0
         while pending:
-            failed = [
-                entry for entry, ok in zip(pending, self._put_all([item for _, item in pending]), strict=True) if not ok
-            ]
-            pending = failed
+            written = self._put_all([item for _, item in pending], deadline)
+            pending = [entry for entry, ok in zip(pending, written, strict=True) if not ok]
             retry += 1
             if pending and not self._retry.wait(
                 retry, deadline=deadline, call_seconds=self._call_seconds, sleep=self._sleep
@@ -75,13 +73,19 @@ class S3ObjectWriter:
         if self.flush("", deadline) is not None:
             raise TransientError(f"objects not written to s3://{self._bucket} after retries")
 
-    def _put_all(self, objects: list[tuple[str, bytes]]) -> list[bool]:
-        if len(objects) == 1:
-            return [self._put(objects[0])]
-        with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(objects))) as pool:
-            return list(pool.map(self._put, objects))
+    def _put_all(self, objects: list[tuple[str, bytes]], deadline: Deadline) -> list[bool]:
+        def put(item: tuple[str, bytes]) -> bool:
+            return self._put(item, deadline)
 
-    def _put(self, item: tuple[str, bytes]) -> bool:
+        if len(objects) == 1:
+            return [put(objects[0])]
+        with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(objects))) as pool:
+            return list(pool.map(put, objects))
+
+    def _put(self, item: tuple[str, bytes], deadline: Deadline) -> bool:
+        """One PUT; False when it failed transiently or could not end by ``deadline`` (not made)."""
+        if not deadline.allows(self._call_seconds):
+            return False
         try:
             self._s3.put_object(Bucket=self._bucket, Key=item[0], Body=item[1])
         except ClientError as exc:

@@ -37,6 +37,14 @@ class Deadline:
     def remaining(self) -> float:
         return self.at - self.clock()
 
+    def allows(self, call_seconds: float) -> bool:
+        """Whether a call that may take ``call_seconds`` can start now and still end by the deadline.
+
+        Every AWS call of a batch asks this first, its first attempt included: a round of calls run
+        several at a time may take longer than one call, so checking once per round is not enough.
+        """
+        return self.remaining() >= call_seconds
+
 
 NO_DEADLINE = Deadline(float("inf"))
 """For callers without one (tools, tests): retries are bounded by the policy's attempts only."""

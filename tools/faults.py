@@ -29,7 +29,7 @@ import json
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -181,6 +181,25 @@ class FaultInjector:
 
         service_id = model.service_id.hyphenize()
         for name in names:
+            self._register(client, f"before-send.{service_id}.{name}", answer)
+
+    def stub(self, client: BaseClient, answers: Mapping[str, Mapping[str, Any]]) -> None:
+        """Answer every HTTP attempt of the operations in ``answers`` (operation -> parsed JSON body) with
+        an HTTP 200 of that body, without sending it: a store that is always there and always empty,
+        for tests that need no endpoint. Hooks attached earlier (a throttle) answer first. json
+        protocol only."""
+        model = client.meta.service_model
+        if model.protocol != "json":
+            raise ConfigurationError(f"stub supports json-protocol clients, not {model.service_name}")
+        content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"
+        service_id = model.service_id.hyphenize()
+        for name, parsed in answers.items():
+            body = json.dumps(parsed).encode()
+
+            def answer(request: AWSPreparedRequest, _body: bytes = body, **_: Any) -> AWSResponse:
+                headers = {"Content-Type": content_type, "Content-Length": str(len(_body))}
+                return AWSResponse(request.url, 200, HTTPHeaders.from_dict(headers), _Body(_body))
+
             self._register(client, f"before-send.{service_id}.{name}", answer)
 
     def detach(self) -> None:

@@ -281,11 +281,15 @@ class _MemoryBackend:
         self._fails = fails
         self._fails_message = fails_message
 
-    def read(self, refs: Sequence[ItemRef], tally: Tally) -> dict[ItemRef, State | None]:
+    def read(self, refs: Sequence[ItemRef], tally: Tally, deadline: Deadline) -> dict[ItemRef, State | None]:
+        if not deadline.allows(0.0):
+            return {}
         tally.add(api_calls=math.ceil(len(refs) / 100), reads=len(refs))
         return {ref: self.store.item(*ref) for ref in refs}
 
-    def write(self, writes: Sequence[ItemWrite], tally: Tally) -> list[WriteResult]:
+    def write(self, writes: Sequence[ItemWrite], tally: Tally, deadline: Deadline) -> list[WriteResult]:
+        if not deadline.allows(0.0):
+            return [TRANSIENT] * len(writes)
         tally.add(api_calls=math.ceil(len(writes) / 25))
         results: list[WriteResult] = []
         for write in writes:
@@ -301,7 +305,9 @@ class _MemoryBackend:
                 results.append(self.store.execute(write))
         return results
 
-    def send(self, messages: Sequence[Message], tally: Tally) -> list[bool]:
+    def send(self, messages: Sequence[Message], tally: Tally, deadline: Deadline) -> list[bool]:
+        if not deadline.allows(0.0):
+            return [False] * len(messages)
         tally.add(api_calls=math.ceil(len(messages) / 10))
         accepted: list[bool] = []
         for message in messages:

@@ -78,13 +78,17 @@ class DynamoDedupStore:
         for start in range(0, len(requests), _ITEMS_PER_CALL):
             self._write(requests[start : start + _ITEMS_PER_CALL], deadline)
 
-    def _another(self, retry: int, deadline: Deadline) -> bool:
-        return self._retry.wait(retry, deadline=deadline, call_seconds=self._call_seconds, sleep=self._sleep)
+    def _may_call(self, attempt: int, deadline: Deadline) -> bool:
+        """Before attempt ``attempt`` (0 first): wait the backoff of a retry; False when the policy or the
+        deadline leaves no room for one more call."""
+        if attempt == 0:
+            return deadline.allows(self._call_seconds)
+        return self._retry.wait(attempt, deadline=deadline, call_seconds=self._call_seconds, sleep=self._sleep)
 
     def _write(self, requests: list[dict[str, Any]], deadline: Deadline) -> None:
         pending = requests
         for attempt in range(self._retry.attempts):
-            if attempt and not self._another(attempt, deadline):
+            if not self._may_call(attempt, deadline):
                 break
             try:
                 response = self._dynamodb.batch_write_item(RequestItems={self._table: pending})
@@ -125,7 +129,7 @@ class DynamoDedupStore:
 
     def _call_query(self, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         for attempt in range(self._retry.attempts):
-            if attempt and not self._another(attempt, deadline):
+            if not self._may_call(attempt, deadline):
                 break
             try:
                 page: dict[str, Any] = self._dynamodb.query(**request)

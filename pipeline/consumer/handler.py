@@ -106,6 +106,7 @@ class Consumer:
         logger: Logger,
         metrics: Metrics,
         tracing: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = processor
         self.writer = writer
@@ -113,6 +114,8 @@ class Consumer:
         self.call_seconds = call_seconds
         self.logger = logger
         self.metrics = metrics
+        self.clock = clock
+        """The clock deadlines run on (monotonic seconds); tests simulate slow calls with their own."""
         self.lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]] = metrics.log_metrics(
             traced(logger.inject_lambda_context(self.handle, clear_state=True), tracing)
         )
@@ -123,7 +126,7 @@ class Consumer:
         remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
         if remaining_ms is None:
             return NO_DEADLINE
-        return Deadline.after(remaining_ms() / 1000 - self.call_seconds - SAFETY_MARGIN_SECONDS)
+        return Deadline.after(remaining_ms() / 1000 - self.call_seconds - SAFETY_MARGIN_SECONDS, self.clock)
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one invocation; return the ``ReportBatchItemFailures`` response."""

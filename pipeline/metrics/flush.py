@@ -101,17 +101,22 @@ TRANSIENT: Final = WriteResult(Outcome.TRANSIENT)
 
 
 class StoreBackend(Protocol):
-    """Executes batches; raises only for errors retrying cannot fix (or a simulated crash)."""
+    """Executes batches; raises only for errors retrying cannot fix (or a simulated crash).
 
-    def read(self, refs: Sequence[ItemRef], tally: Tally) -> dict[ItemRef, State | None]:
+    No call starts unless it can end by ``deadline`` (:meth:`~pipeline.retry.Deadline.allows` with the
+    backend's longest call): a call not made leaves its writes transient, its keys unread, its
+    messages unsent, exactly as a failed call would.
+    """
+
+    def read(self, refs: Sequence[ItemRef], tally: Tally, deadline: Deadline) -> dict[ItemRef, State | None]:
         """Consistent reads; ``None`` for a missing item. Refs left out were not read (count them retries)."""
         ...
 
-    def write(self, writes: Sequence[ItemWrite], tally: Tally) -> list[WriteResult]:
+    def write(self, writes: Sequence[ItemWrite], tally: Tally, deadline: Deadline) -> list[WriteResult]:
         """One result per write, in order."""
         ...
 
-    def send(self, messages: Sequence[Message], tally: Tally) -> list[bool]:
+    def send(self, messages: Sequence[Message], tally: Tally, deadline: Deadline) -> list[bool]:
         """One flag per message, in order: ``True`` if the queue accepted it."""
         ...
 
@@ -239,7 +244,7 @@ class FlushEngine:
         tally = Tally()
         rounds = _Rounds(self, deadline)
         while refs:
-            for ref, state in self.backend.read([ref for ref in refs if ref not in found], tally).items():
+            for ref, state in self.backend.read([ref for ref in refs if ref not in found], tally, deadline).items():
                 self.cache.put(ref, state)
                 found[ref] = state
             if len(found) == len(refs) or not rounds.another(transient=True):
@@ -254,7 +259,7 @@ class FlushEngine:
         rounds = _Rounds(self, deadline)
         while pending:
             writes = [ItemWrite(ref[0], ref[1], insert=True, sets=dict(plan.put.item)) for ref, plan in pending.items()]
-            for write, result in zip(writes, self.backend.write(writes, tally), strict=True):
+            for write, result in zip(writes, self.backend.write(writes, tally, deadline), strict=True):
                 if result.outcome is Outcome.OK:
                     self.cache.put(write.ref, dict(write.sets))
                 elif result.outcome is Outcome.TRANSIENT:
@@ -274,9 +279,9 @@ class FlushEngine:
         pending = dict(items)
         rounds = _Rounds(self, deadline)
         while pending:
-            transient = not self._learn([ref for ref in pending if self.cache.state(ref) is UNKNOWN], tally)
+            transient = not self._learn([ref for ref in pending if self.cache.state(ref) is UNKNOWN], tally, deadline)
             writes = self._plan_writes(shard_id, pending)
-            results = self.backend.write([write for write, _ in writes], tally) if writes else []
+            results = self.backend.write([write for write, _ in writes], tally, deadline) if writes else []
             for (write, base), result in zip(writes, results, strict=True):
                 if result.outcome is Outcome.OK:
                     self.cache.put(write.ref, apply_write(base, write))
@@ -302,7 +307,7 @@ class FlushEngine:
         rounds = _Rounds(self, deadline)
         while pending:
             batch = list(pending.items())
-            accepted = self.backend.send([plan.message for _, plan in batch], tally)
+            accepted = self.backend.send([plan.message for _, plan in batch], tally, deadline)
             for (dedup, _), ok in zip(batch, accepted, strict=True):
                 if ok:
                     self.cache.remember_sent(dedup)
@@ -327,11 +332,11 @@ class FlushEngine:
                 writes.append((write, known))
         return writes
 
-    def _learn(self, refs: list[ItemRef], tally: Tally) -> bool:
+    def _learn(self, refs: list[ItemRef], tally: Tally, deadline: Deadline) -> bool:
         """Read the items the cache does not know; ``False`` if some could not be read."""
         if not refs:
             return True
-        found = self.backend.read(refs, tally)
+        found = self.backend.read(refs, tally, deadline)
         for ref, state in found.items():
             self.cache.put(ref, state)
         return len(found) == len(refs)

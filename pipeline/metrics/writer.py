@@ -149,7 +149,7 @@ class DynamoMetricWriter:
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
     ) -> None:
-        self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency)
+        self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency, call_seconds)
         self._engine = FlushEngine(
             self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size
         )
@@ -194,7 +194,10 @@ class DynamoMetricWriter:
 
 
 class _DynamoBackend:
-    def __init__(self, dynamodb: DynamoDBClient, sqs: SQSClient, resources: Resources, max_concurrency: int) -> None:
+    def __init__(
+        self, dynamodb: DynamoDBClient, sqs: SQSClient, resources: Resources, max_concurrency: int, call_seconds: float
+    ) -> None:
+        self._call_seconds = call_seconds
         self._dynamodb = dynamodb
         self._sqs = sqs
         self._resources = resources
@@ -205,10 +208,12 @@ class _DynamoBackend:
         self._pool.shutdown(wait=True)
 
     # -- writes: BatchExecuteStatement, 25 statements a call -------------------------------------
-    def write(self, writes: Sequence[ItemWrite], tally: Tally) -> list[WriteResult]:
+    def write(self, writes: Sequence[ItemWrite], tally: Tally, deadline: Deadline) -> list[WriteResult]:
         results: list[WriteResult] = [TRANSIENT] * len(writes)
 
         def run(start: int) -> None:
+            if not deadline.allows(self._call_seconds):
+                return
             chunk = writes[start : start + STATEMENTS_PER_CALL]
             statements = [item_statement(self._resources.table(w.table), w) for w in chunk]
             tally.add(api_calls=1, item_writes=len(statements))
@@ -226,11 +231,14 @@ class _DynamoBackend:
         return results
 
     # -- reads: BatchGetItem, 100 keys a call, ConsistentRead; unprocessed keys are the engine's next round
-    def read(self, refs: Sequence[ItemRef], tally: Tally) -> dict[ItemRef, State | None]:
+    def read(self, refs: Sequence[ItemRef], tally: Tally, deadline: Deadline) -> dict[ItemRef, State | None]:
         found: dict[ItemRef, State | None] = {}
 
         def run(start: int) -> None:
             chunk = refs[start : start + KEYS_PER_READ]
+            if not deadline.allows(self._call_seconds):
+                tally.add(retries=len(chunk))
+                return
             names: dict[str, tuple[str, ...]] = {}  # physical table -> key attribute names, in order
             wanted: dict[tuple[str, tuple[object, ...]], ItemRef] = {}
             request: dict[str, Any] = {}
@@ -276,7 +284,7 @@ class _DynamoBackend:
         return found
 
     # -- messages: SendMessageBatch, 10 a call, only failed entries retried -----------------------
-    def send(self, messages: Sequence[Message], tally: Tally) -> list[bool]:
+    def send(self, messages: Sequence[Message], tally: Tally, deadline: Deadline) -> list[bool]:
         accepted = [False] * len(messages)
         by_queue: dict[str, list[int]] = {}
         for index, message in enumerate(messages):
@@ -288,6 +296,8 @@ class _DynamoBackend:
         ]
 
         def run(chunk: tuple[str, list[int]]) -> None:
+            if not deadline.allows(self._call_seconds):
+                return
             queue, indices = chunk
             url = self._resources.queues.get(queue)
             if not url:
