@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pipeline.consumer.badrows import BadRow, group_by_record
 from pipeline.consumer.dedup import DedupItem
 from pipeline.exceptions import TransientError
-from pipeline.metrics.effects import Effect, ItemKey, Message
+from pipeline.metrics.effects import ItemKey, Message
 from pipeline.metrics.flush import (
     OK,
     TRANSIENT,
+    EngineSink,
     FlushEngine,
-    FlushResult,
     ItemCache,
     Outcome,
     Tally,
@@ -44,7 +44,6 @@ from pipeline.metrics.plan import (
     WATERMARK_PREFIX,
     ItemRef,
     ItemWrite,
-    Positioned,
     State,
     apply_write,
     check_write,
@@ -125,7 +124,7 @@ class MemoryStore:
             self._items[(table, key)] = dict(item)
 
 
-class MemoryMetricWriter:
+class MemoryMetricWriter(EngineSink):
     """A metric :class:`~pipeline.sinks.Sink` on a :class:`MemoryStore`; same interface and semantics as
     :class:`~pipeline.metrics.writer.DynamoMetricWriter`.
 
@@ -146,9 +145,7 @@ class MemoryMetricWriter:
     ) -> None:
         self.store = store
         self._backend = _MemoryBackend(store, crash_after_writes, fails, fails_message)
-        self._engine = FlushEngine(self._backend, retry=retry, sleep=_no_sleep, cache_size=cache_size, seed=0)
-        self._pending: list[Positioned] = []
-        self.last: FlushResult | None = None
+        super().__init__(FlushEngine(self._backend, retry=retry, sleep=_no_sleep, cache_size=cache_size, seed=0))
 
     @property
     def crash_after_writes(self) -> int | None:
@@ -157,23 +154,6 @@ class MemoryMetricWriter:
     @crash_after_writes.setter
     def crash_after_writes(self, writes: int | None) -> None:
         self._backend.crash_after_writes = writes
-
-    def add(self, position: str, item: Effect) -> None:
-        self._pending.append(Positioned(position, item))
-
-    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
-        effects, self._pending = self._pending, []
-        self.last = self._engine.flush(shard_id, effects, deadline)
-        return self.last.failed_from
-
-    def discard(self) -> str | None:
-        effects, self._pending = self._pending, []
-        self.last = None
-        return min((p.position for p in effects), default=None)
-
-    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
-        """The stored items of ``keys`` (missing ones left out), as :meth:`DynamoMetricWriter.read`."""
-        return self._engine.read(table, keys, deadline)
 
     def forget(self) -> None:
         """Drop the cache, as a new container would start."""

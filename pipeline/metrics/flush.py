@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Final, Literal, Protocol
 
 from pipeline.exceptions import TransientError
-from pipeline.metrics.effects import ItemKey, Message
+from pipeline.metrics.effects import Effect, ItemKey, Message
 from pipeline.metrics.plan import (
     ItemPlan,
     ItemRef,
@@ -37,7 +37,16 @@ from pipeline.metrics.plan import (
 )
 from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
 
-__all__ = ["FlushEngine", "FlushResult", "Outcome", "StoreBackend", "Tally", "WriteResult", "WriterStats"]
+__all__ = [
+    "EngineSink",
+    "FlushEngine",
+    "FlushResult",
+    "Outcome",
+    "StoreBackend",
+    "Tally",
+    "WriteResult",
+    "WriterStats",
+]
 
 
 @dataclass
@@ -349,3 +358,40 @@ class FlushEngine:
 
     def _unsent(self, messages: dict[tuple[str, str], MessagePlan]) -> list[str | None]:
         return [plan.position for dedup, plan in messages.items() if not self.cache.sent(dedup)]
+
+
+class EngineSink:
+    """The metric :class:`~pipeline.sinks.Sink` over a :class:`FlushEngine`, whatever its backend.
+
+    :meth:`add` buffers positioned effects; :meth:`flush` runs the engine's three phases over them and
+    keeps its result in :attr:`last`; :meth:`discard` drops them; :meth:`read` serves the batch
+    context (what it reads also warms the engine's cache). One batch at a time: not thread-safe.
+    """
+
+    def __init__(self, engine: FlushEngine) -> None:
+        self._engine = engine
+        self._pending: list[Positioned] = []
+        self.last: FlushResult | None = None
+        """The last flush's result (its stats feed the handler's metrics); ``None`` after a discard."""
+
+    def add(self, position: str, item: Effect) -> None:
+        self._pending.append(Positioned(position, item))
+
+    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
+        """Persist what was added (from shard ``shard_id``); the first position not persisted, if any."""
+        effects, self._pending = self._pending, []
+        self.last = self._engine.flush(shard_id, effects, deadline)
+        return self.last.failed_from
+
+    def discard(self) -> str | None:
+        effects, self._pending = self._pending, []
+        self.last = None
+        return min((p.position for p in effects), default=None)
+
+    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
+        """The stored items of ``keys`` of logical ``table``, for the batch context; missing ones left out.
+
+        Consistent reads; raises :class:`~pipeline.exceptions.TransientError` when keys are still
+        unread after the retries.
+        """
+        return self._engine.read(table, keys, deadline)

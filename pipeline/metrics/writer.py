@@ -78,12 +78,12 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.metrics.effects import Effect, ItemKey, Message
-from pipeline.metrics.flush import OK, TRANSIENT, FlushEngine, FlushResult, Outcome, Tally, WriteResult
-from pipeline.metrics.plan import ItemRef, ItemWrite, MetricWriteError, Positioned, State
+from pipeline.metrics.effects import ItemKey, Message
+from pipeline.metrics.flush import OK, TRANSIENT, EngineSink, FlushEngine, Outcome, Tally, WriteResult
+from pipeline.metrics.plan import ItemRef, ItemWrite, MetricWriteError, State
 from pipeline.metrics.statements import from_attribute_values, item_statement, key_attribute_values
 from pipeline.metrics.tables import Resources
-from pipeline.retry import NO_DEADLINE, Deadline, RetryPolicy
+from pipeline.retry import Deadline, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -125,7 +125,7 @@ _TRANSIENT_STATEMENT_ERRORS = frozenset(
 _TRANSPORT_ERRORS = (BotoConnectionError, HTTPClientError)
 
 
-class DynamoMetricWriter:
+class DynamoMetricWriter(EngineSink):
     """Applies positioned effects exactly once; see the module docstring for the contract.
 
     ``dynamodb`` and ``sqs`` are botocore clients (built once per container, botocore's own retries off:
@@ -150,35 +150,9 @@ class DynamoMetricWriter:
         cache_size: int = 200_000,
     ) -> None:
         self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency, call_seconds)
-        self._engine = FlushEngine(
-            self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size
+        super().__init__(
+            FlushEngine(self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size)
         )
-        self._pending: list[Positioned] = []
-        self.last: FlushResult | None = None
-        """The last flush's result (its stats feed the handler's metrics)."""
-
-    def add(self, position: str, effect: Effect) -> None:
-        self._pending.append(Positioned(position, effect))
-
-    def flush(self, shard_id: str, deadline: Deadline = NO_DEADLINE) -> str | None:
-        """Persist what was added (from shard ``shard_id``); the first position not persisted, if any."""
-        effects, self._pending = self._pending, []
-        self.last = self._engine.flush(shard_id, effects, deadline)
-        return self.last.failed_from
-
-    def discard(self) -> str | None:
-        effects, self._pending = self._pending, []
-        self.last = None
-        return min((p.position for p in effects), default=None)
-
-    def read(self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE) -> dict[ItemKey, State]:
-        """The stored items of ``keys`` of logical ``table``, for the batch context; missing ones left out.
-
-        Consistent ``BatchGetItem`` reads (100 keys a call, in parallel); what is read also warms the
-        writer's cache. Raises :class:`~pipeline.exceptions.TransientError` when keys are still unread
-        after the retries.
-        """
-        return self._engine.read(table, keys, deadline)
 
     def close(self) -> None:
         """Stop the worker threads (a Lambda container never needs to; tests do)."""
