@@ -11,15 +11,20 @@ import gzip
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from analytics.flink import unavailable_reason
+from analytics.reference import expected_windows
 from pipeline.events import decode_event
 from pipeline.exceptions import EventValidationError
 from pipeline.settings import Settings, aws_client
+from tools.generate import generate_events
+from tools.local.demo_windows import DEFAULT_LATENESS
 from tools.local.stack import destroy
 
 pytestmark = pytest.mark.emulator
@@ -30,8 +35,11 @@ EDGE_CASES = ROOT / "tests" / "events" / "edge_cases.ndjson"
 
 
 def _demo(emulator: Settings, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """``pipeline demo --json`` on the session's emulator; windows by the reference unless ``args`` say."""
     assert emulator.endpoint_url is not None
     command = [str(Path(sys.executable).parent / "pipeline"), "demo", "--json", "--endpoint-url", emulator.endpoint_url]
+    if "--windows" not in args:
+        args = (*args, "--windows", "reference")  # one test below runs Flink; the others need not wait for it
     result = subprocess.run(
         [*command, "--state-dir", str(tmp_path), *args], capture_output=True, timeout=600, check=False
     )
@@ -95,6 +103,28 @@ def test_the_summary_carries_the_tables_for_other_programs(emulator: Settings, t
     for table, items in summary["tables"].items():
         assert summary["item_counts"][table] == len(items)
     assert {"producer", "records_consumed", "dynamodb_requests", "elapsed_s", "bad_rows"} <= summary.keys()
+
+
+def test_the_summary_carries_the_windows_of_the_archive_verified_by_flink_where_it_runs(
+    emulator: Settings, tmp_path: Path
+) -> None:
+    # GIVEN a demo of 1,500 generated events with the windows on (the default: Flink where it can run)
+    status, summary = _demo(emulator, tmp_path, "--events", "1500", "--windows", "flink")
+    assert status == 0, summary["problems"]
+    windows = summary["windows"]
+    # THEN its windows are the reference's over the same events, computed here independently
+    events = sorted(generate_events(1500, 1), key=lambda event: event.timestamp)
+    expected = expected_windows(events, DEFAULT_LATENESS)
+    by_metric = Counter(str(item["metric"]) for item in expected.items.values())
+    assert windows["items"] == dict(by_metric)
+    assert len(windows["rows"]) == len(expected.items)
+    assert windows["late_events"] == len(expected.late)
+    # AND Flink ran and its table equals the reference, or the summary says why it could not run
+    if unavailable_reason() is None:
+        assert (windows["engine"], windows["problems"], windows["written"]) == ("flink", [], len(expected.items))
+    else:
+        assert windows["engine"] == "reference"
+        assert windows["why_not_flink"]
 
 
 def test_the_archive_holds_exactly_the_valid_events_and_the_errors_keep_their_bytes(

@@ -30,6 +30,7 @@ from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
 from producers import Producer
 from tools.faults import FaultInjector
+from tools.local.demo_windows import WindowSummary, verify_windows
 from tools.local.emulator import start_or_reuse
 from tools.local.firehose import FirehoseSettings, LocalFirehose
 from tools.local.runtime import LocalEventSource
@@ -68,6 +69,8 @@ class DemoSummary:
     verified: bool = False
     problems: list[str] = field(default_factory=list)
     tables: Tables = field(default_factory=dict)
+    windows: WindowSummary | None = None
+    """The windowed analytics over the archive (``None`` when the demo skipped them)."""
 
     @property
     def dynamodb_requests_per_event(self) -> float:
@@ -134,6 +137,8 @@ class DemoRun:
         rng: random.Random | None = None,
         keep: bool = False,
         endpoint_url: str | None = None,
+        windows: str = "flink",
+        note: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.state_dir = state_dir
         self.endpoint_url = endpoint_url
@@ -141,6 +146,10 @@ class DemoRun:
         self.fault_rate = fault_rate
         self.rng = rng or random.Random(1)  # noqa: S311 - fault injection, not security
         self.keep = keep
+        self.windows = windows
+        """``"flink"`` (the job, verified against the reference, when Flink can run here),
+        ``"reference"`` (the reference alone) or ``"off"``."""
+        self.note = note
 
     def run(
         self,
@@ -285,6 +294,9 @@ class DemoRun:
         if s.fulfilment_messages != expected:
             s.problems.append(f"fulfilment: {s.fulfilment_messages} messages queued, {expected} expected")
         self._verify_archive(settings, info, events, malformed, s)
+        if self.windows != "off":
+            s.windows = verify_windows(settings, info, flink=self.windows == "flink", note=self.note)
+            s.problems += s.windows.problems
         failures_url = info.outputs.get("ConsumerFailureQueueUrl")
         s.discarded_batches = _depth(sqs, failures_url) if failures_url else 0
         if s.discarded_batches:
