@@ -1,0 +1,25 @@
+"""Fixtures the functional tests share: an S3 client on the session's emulator and a fresh bucket (the
+archive tests)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pipeline.settings import Settings, aws_client
+from tests.archive_cases import new_bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@pytest.fixture(scope="module")
+def s3(emulator: Settings) -> S3Client:
+    client: S3Client = aws_client("s3", emulator)
+    return client
+
+
+@pytest.fixture
+def bucket(s3: S3Client) -> str:
+    return new_bucket(s3)
