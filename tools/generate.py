@@ -8,7 +8,8 @@ this gap averages ``mean_event_gap`` (seconds to minutes), hence many sessions i
 events in the same span mean more concurrent users. A session has a geometric number of events
 (mean ``mean_session_events``); when it ends a new session of a random user takes its place. Products
 follow a Zipf law (``p-00001`` is the most popular); an order is created in a session and later, in
-that session or in the same user's next session, completed or cancelled, or never resolved.
+that session or in the same user's next session, completed or cancelled, or never resolved. What the
+shop sells and how its visitors arrive (the weighted tables, the prices) is in :mod:`tools.shop`.
 
 Guarantees:
 
@@ -28,13 +29,13 @@ from __future__ import annotations
 import math
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 from random import Random
-from typing import BinaryIO, Final, Generic, TypeVar
+from typing import BinaryIO, Final
 
 from pipeline.events import (
     SCHEMA_VERSION,
@@ -51,10 +52,23 @@ from pipeline.events import (
     encode_event,
 )
 from pipeline.exceptions import ConfigurationError
+from tools.shop import (
+    ACTIVITIES,
+    CATEGORIES,
+    DEVICES,
+    ENTRY_REFERRERS,
+    LATER_REFERRERS,
+    METRICS,
+    REGIONS,
+    SEARCH_TERMS,
+    SERVICES,
+    SOURCES,
+    STATIC_PATHS,
+    Choice,
+    price_cents,
+)
 
 __all__ = ["WorkloadSpec", "generate_events", "write_ndjson"]
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,108 +157,6 @@ def write_ndjson(events: Iterable[Event], out: BinaryIO) -> int:
 # --------------------------------------------------------------------------- the simulation
 
 
-class _Choice(Generic[_T]):
-    """A weighted choice driven by one ``random()`` draw (stable across Python versions)."""
-
-    __slots__ = ("_cum", "_values")
-
-    def __init__(self, weighted: Sequence[tuple[_T, float]]) -> None:
-        total = sum(w for _, w in weighted)
-        self._values = tuple(v for v, _ in weighted)
-        cum = [c / total for c in accumulate(w for _, w in weighted)]
-        cum[-1] = 1.0  # random() < 1.0, so bisect never runs off the end
-        self._cum = tuple(cum)
-
-    def pick(self, r: float) -> _T:
-        return self._values[bisect_right(self._cum, r)]
-
-
-_SOURCES: Final = _Choice([("web", 0.5), ("ios", 0.3), ("android", 0.2)])
-_DEVICES: Final = {
-    "web": _Choice([("desktop", 0.6), ("mobile", 0.3), ("tablet", 0.1)]),
-    "ios": _Choice([("mobile", 0.8), ("tablet", 0.2)]),
-    "android": _Choice([("mobile", 0.9), ("tablet", 0.1)]),
-}
-_ENTRY_REFERRERS: Final = _Choice(
-    [("search", 0.35), ("direct", 0.12), ("home", 0.18), ("ad", 0.15), ("email", 0.1), ("social", 0.1)]
-)
-_LATER_REFERRERS: Final = _Choice(
-    [("recommendation", 0.35), ("search", 0.3), ("category", 0.2), ("home", 0.1), ("cart", 0.05)]
-)
-_ACTIVITIES: Final = _Choice(
-    [
-        ("page_view", 0.38),
-        ("search", 0.22),
-        ("add_to_cart", 0.15),
-        ("checkout_start", 0.08),
-        ("wishlist_add", 0.06),
-        ("remove_from_cart", 0.05),
-        ("login", 0.03),
-        ("logout", 0.03),
-    ]
-)
-_STATIC_PATHS: Final = {
-    "login": "/account/login",
-    "logout": "/account/logout",
-    "remove_from_cart": "/cart",
-    "checkout_start": "/checkout",
-}
-_CATEGORIES: Final = (
-    "electronics",
-    "home-kitchen",
-    "books",
-    "fashion",
-    "toys",
-    "sports-outdoors",
-    "beauty",
-    "garden",
-    "grocery",
-    "automotive",
-)
-_SEARCH_TERMS: Final = (  # already URL-encoded
-    "running+shoes",
-    "usb-c+cable",
-    "coffee+grinder",
-    "yoga+mat",
-    "wireless+earbuds",
-    "kids+books",
-    "winter+jacket",
-    "led+desk+lamp",
-    "water+bottle",
-    "phone+case",
-    "board+games",
-    "chef+knife",
-)
-# (service, typical latency in ms); the service is both the metric's ``source`` and a dimension.
-_SERVICES: Final = (
-    ("catalog-api", 40.0),
-    ("search-api", 90.0),
-    ("cart-api", 35.0),
-    ("checkout-api", 120.0),
-    ("payments-worker", 250.0),
-)
-_REGIONS: Final = ("us-east-1", "eu-west-1", "ap-southeast-2")
-_METRICS: Final = (
-    ("api.latency_ms", "ms"),
-    ("api.error_rate", "percent"),
-    ("cpu.utilization", "percent"),
-    ("memory.utilization", "percent"),
-    ("queue.depth", "count"),
-)
-_MIX64: Final = 0xFFFFFFFFFFFFFFFF
-
-
-def _price_cents(index: int) -> int:
-    """A stable per-product price in cents from the product index alone: log-uniform $1.49-$499.99."""
-    h = (index * 0x9E3779B97F4A7C15) & _MIX64  # splitmix64 finaliser: a fixed, unsalted mix
-    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MIX64
-    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MIX64
-    h ^= h >> 31
-    dollars = min(499, int(math.exp((h >> 11) / 2.0**53 * math.log(500))))
-    cents = (99, 99, 49, 95)[h & 3]
-    return dollars * 100 + cents
-
-
 class _Session:
     __slots__ = ("device", "emitted", "open_order", "referrer", "remaining", "session_id", "source", "start_us", "user")
 
@@ -269,12 +181,12 @@ class _Simulation:
         self.rnd = rng.random
         width = max(5, len(str(spec.num_products)))
         self.product_ids = [f"p-{k:0{width}d}" for k in range(1, spec.num_products + 1)]
-        self.prices = [Decimal(_price_cents(k)).scaleb(-2) for k in range(1, spec.num_products + 1)]
+        self.prices = [Decimal(price_cents(k)).scaleb(-2) for k in range(1, spec.num_products + 1)]
         self.product_cum = list(accumulate(k**-spec.zipf_s for k in range(1, spec.num_products + 1)))
         self.user_width = max(6, len(str(spec.num_users)))
         self.base_url = f"https://{spec.shop_domain}"
-        self.item_counts = _Choice([(k, 0.6 ** (k - 1)) for k in range(1, spec.max_order_items + 1)])
-        self.quantities = _Choice([(q, 0.3 ** (q - 1)) for q in range(1, spec.max_quantity + 1)])
+        self.item_counts = Choice([(k, 0.6 ** (k - 1)) for k in range(1, spec.max_order_items + 1)])
+        self.quantities = Choice([(q, 0.3 ** (q - 1)) for q in range(1, spec.max_quantity + 1)])
         p_end = 1.0 / spec.mean_session_events
         self.log_continue = math.log1p(-p_end) if p_end < 1.0 else 0.0
         self.pending: dict[int, OrderData] = {}  # user -> an order left open by an earlier session
@@ -290,14 +202,14 @@ class _Simulation:
 
     def _new_session(self) -> _Session:
         rnd = self.rnd
-        source = _SOURCES.pick(rnd())
+        source = SOURCES.pick(rnd())
         length = 1 if self.log_continue == 0.0 else 1 + int(math.log(1.0 - rnd()) / self.log_continue)
         return _Session(
             int(rnd() * self.spec.num_users),
             f"s-{self.rng.getrandbits(64):016x}",
             source,
-            _DEVICES[source].pick(rnd()),
-            _ENTRY_REFERRERS.pick(rnd()),
+            DEVICES[source].pick(rnd()),
+            ENTRY_REFERRERS.pick(rnd()),
             length,
         )
 
@@ -309,7 +221,7 @@ class _Simulation:
 
     def _product_view(self, s: _Session, ts: datetime, t_us: int) -> Event:
         if s.referrer is None:
-            referrer = _LATER_REFERRERS.pick(self.rnd())
+            referrer = LATER_REFERRERS.pick(self.rnd())
         else:
             referrer, s.referrer = s.referrer, None
         data = ProductViewData(
@@ -334,13 +246,13 @@ class _Simulation:
         elif s.remaining == 0 and rnd() < 0.3:
             kind = "logout"
         else:
-            kind = _ACTIVITIES.pick(rnd())
-        path = _STATIC_PATHS.get(kind)
+            kind = ACTIVITIES.pick(rnd())
+        path = STATIC_PATHS.get(kind)
         if path is None:
             if kind == "search":
-                path = f"/search?q={_SEARCH_TERMS[int(rnd() * len(_SEARCH_TERMS))]}"
+                path = f"/search?q={SEARCH_TERMS[int(rnd() * len(SEARCH_TERMS))]}"
             elif kind == "page_view" and (r := rnd()) < 0.6:
-                path = "/" if r < 0.2 else f"/c/{_CATEGORIES[int(rnd() * len(_CATEGORIES))]}"
+                path = "/" if r < 0.2 else f"/c/{CATEGORIES[int(rnd() * len(CATEGORIES))]}"
             else:  # product pages: page_view, add_to_cart, wishlist_add
                 path = f"/p/{self.product_ids[self._product()]}"
         data = UserActivityData(activity_type=kind, page_url=self.base_url + path, session_id=s.session_id)
@@ -390,10 +302,10 @@ class _Simulation:
 
     def _system_metric(self, ts: datetime) -> Event:
         rnd = self.rnd
-        service, latency = _SERVICES[int(rnd() * len(_SERVICES))]
-        region = _REGIONS[int(rnd() * len(_REGIONS))]
-        which = int(rnd() * len(_METRICS))
-        name, unit = _METRICS[which]
+        service, latency = SERVICES[int(rnd() * len(SERVICES))]
+        region = REGIONS[int(rnd() * len(REGIONS))]
+        which = int(rnd() * len(METRICS))
+        name, unit = METRICS[which]
         if which == 0:  # log-normal latency around the service's typical value, 0.1 ms resolution
             normal = math.sqrt(-2.0 * math.log(1.0 - rnd())) * math.cos(2.0 * math.pi * rnd())
             value = Decimal(round(latency * math.exp(0.5 * normal) * 10)).scaleb(-1)

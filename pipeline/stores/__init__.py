@@ -3,7 +3,8 @@
 Two stores with one set of operations, each usable alone:
 
 - :mod:`pipeline.stores.single_table`: a DynamoDB single-table design (keys in
-  :mod:`pipeline.stores.keys`), every multi-item write one ``TransactWriteItems``;
+  :mod:`pipeline.stores.keys`, reads in :mod:`pipeline.stores.single_table_reads`), every
+  multi-item write one ``TransactWriteItems``;
 - :mod:`pipeline.stores.sql`: Aurora Serverless v2 PostgreSQL through the RDS Data API, or a direct
   PostgreSQL connection, behind one interface (:mod:`pipeline.stores.sql.backend`).
 

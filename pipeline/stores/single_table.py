@@ -45,7 +45,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from pipeline.stores import keys
-from pipeline.stores.attributes import from_item, to_item, to_value
+from pipeline.stores.attributes import from_item, to_item
 from pipeline.stores.errors import (
     DuplicateEmailError,
     DuplicateOrderError,
@@ -60,19 +60,16 @@ from pipeline.stores.errors import (
     PriceChangedError,
     StoreError,
 )
-from pipeline.stores.items import lines_from, order_from, order_item, product_from, review_from, user_from
+from pipeline.stores.items import order_from, order_item
 from pipeline.stores.models import (
     INITIAL_STATUS,
-    ORDER_STATUSES,
     Clock,
     Order,
     OrderLine,
-    Page,
     Product,
     Review,
     User,
     UserProfile,
-    UserWithProfile,
     check_id,
     check_transition,
     money,
@@ -80,6 +77,7 @@ from pipeline.stores.models import (
     order_total,
     utc_now,
 )
+from pipeline.stores.single_table_reads import SingleTableReader
 from pipeline.stores.table import MAX_TRANSACTION_ITEMS, OnFailure, Table, translate
 
 __all__ = ["MAX_ORDER_LINES", "MAX_TRANSACTION_ITEMS", "SingleTableRepository"]
@@ -92,9 +90,10 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-class SingleTableRepository:
+class SingleTableRepository(SingleTableReader):
     """Operations on the single table ``table_name`` through a DynamoDB ``client`` (low level, botocore).
 
+    The writes are here; the reads are those of :class:`~pipeline.stores.single_table_reads.SingleTableReader`.
     ``clock`` and ``new_id`` are injectable (tests); both are called once per created entity.
     """
 
@@ -107,9 +106,8 @@ class SingleTableRepository:
         new_id: Callable[[], str] = _new_id,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        super().__init__(Table(client, table_name, sleep=sleep))
         self._client = client
-        self.table_name = table_name
-        self._table = Table(client, table_name, sleep=sleep)
         self._clock = clock
         self._new_id = new_id
 
@@ -162,29 +160,6 @@ class SingleTableRepository:
         )
         return user
 
-    def get_user_with_profile(self, user_id: str) -> UserWithProfile:
-        """The user and their profile, read consistently in one query. :class:`NotFoundError` if absent."""
-        items = self._table.query_all(
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": to_value(keys.user_partition(check_id("user_id", user_id)))},
-            ConsistentRead=True,
-        )
-        user: User | None = None
-        profile: UserProfile | None = None
-        for item in items:
-            if item["SK"] == keys.METADATA:
-                user = user_from(item)
-            elif item["SK"] == keys.PROFILE:
-                profile = UserProfile(
-                    user_id=item["user_id"],
-                    first_name=item.get("first_name"),
-                    last_name=item.get("last_name"),
-                    phone=item.get("phone"),
-                )
-        if user is None:
-            raise NotFoundError("user", user_id)
-        return UserWithProfile(user=user, profile=profile)
-
     # ------------------------------------------------------------------ products
 
     def create_product(
@@ -212,28 +187,6 @@ class SingleTableRepository:
         }
         self._table.transact([(self._table.put(item), lambda _old: DuplicateProductError(pid))])
         return product
-
-    def get_product(self, product_id: str) -> Product:
-        item = self._table.get(keys.product_key(check_id("product_id", product_id)))
-        if item is None:
-            raise NotFoundError("product", product_id)
-        return product_from(item)
-
-    def get_products_by_category(
-        self, category: str, *, limit: int = 50, cursor: Mapping[str, Any] | None = None
-    ) -> Page[Product]:
-        """Products of a category, by name (GSI1, eventually consistent)."""
-        return self._table.page(
-            product_from,
-            limit,
-            cursor,
-            IndexName=keys.GSI1,
-            KeyConditionExpression="GSI1PK = :pk AND begins_with(GSI1SK, :product)",
-            ExpressionAttributeValues={
-                ":pk": to_value(keys.category_partition(check_id("category", category))),
-                ":product": to_value("PRODUCT#"),
-            },
-        )
 
     # ------------------------------------------------------------------ orders
 
@@ -287,51 +240,6 @@ class SingleTableRepository:
             actions.append((decrement, _stock_failure(line)))
         self._table.transact(actions)
         return order
-
-    def get_order_with_items(self, order_id: str) -> Order:
-        """The order and its line items, read consistently. :class:`NotFoundError` if absent."""
-        items = self._table.query_all(
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": to_value(keys.order_partition(check_id("order_id", order_id)))},
-            ConsistentRead=True,
-        )
-        header = next((i for i in items if i["SK"] == keys.METADATA), None)
-        if header is None:
-            raise NotFoundError("order", order_id)
-        lines = lines_from(
-            sorted((i for i in items if i["SK"].startswith(keys.LINE_PREFIX)), key=lambda i: i["line_no"])
-        )
-        return order_from(header, lines)
-
-    def get_user_orders(self, user_id: str, *, limit: int = 50, cursor: Mapping[str, Any] | None = None) -> Page[Order]:
-        """A user's orders, newest first (GSI1, eventually consistent)."""
-        return self._table.page(
-            order_from,
-            limit,
-            cursor,
-            IndexName=keys.GSI1,
-            KeyConditionExpression="GSI1PK = :pk AND begins_with(GSI1SK, :order)",
-            ExpressionAttributeValues={
-                ":pk": to_value(keys.user_orders_partition(check_id("user_id", user_id))),
-                ":order": to_value("ORDER#"),
-            },
-            ScanIndexForward=False,
-        )
-
-    def get_orders_by_status(
-        self, status: str, *, limit: int = 50, cursor: Mapping[str, Any] | None = None
-    ) -> Page[Order]:
-        """Orders now in ``status``, oldest status change first (GSI2, eventually consistent)."""
-        if status not in ORDER_STATUSES:
-            raise InvalidEntityError(f"status: {status!r} is not one of {sorted(ORDER_STATUSES)}")
-        return self._table.page(
-            order_from,
-            limit,
-            cursor,
-            IndexName=keys.GSI2,
-            KeyConditionExpression="GSI2PK = :pk",
-            ExpressionAttributeValues={":pk": to_value(keys.status_partition(status))},
-        )
 
     def update_order_status(self, order_id: str, new_status: str, *, expected_status: str) -> Order:
         """Move an order from ``expected_status`` to ``new_status``; both GSI2 keys move with it.
@@ -421,24 +329,6 @@ class SingleTableRepository:
             ]
         )
         return review
-
-    def get_product_reviews(
-        self, product_id: str, *, limit: int = 50, cursor: Mapping[str, Any] | None = None
-    ) -> Page[Review]:
-        """A product's reviews, newest first (LSI1, strongly consistent)."""
-        return self._table.page(
-            review_from,
-            limit,
-            cursor,
-            IndexName=keys.LSI1,
-            KeyConditionExpression="PK = :pk AND begins_with(LSI1SK, :review)",
-            ExpressionAttributeValues={
-                ":pk": to_value(keys.product_partition(check_id("product_id", product_id))),
-                ":review": to_value(keys.REVIEW_PREFIX),
-            },
-            ScanIndexForward=False,
-            ConsistentRead=True,
-        )
 
 
 def _stock_failure(line: OrderLine) -> OnFailure:

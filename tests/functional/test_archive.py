@@ -1,22 +1,17 @@
-"""The archive on the emulator's S3: the local Firehose path, the reader, and ``pipeline archive``.
+"""The archive's write path on the emulator's S3: the local Firehose (the same transform as the Lambda,
+the same key layout), its buffering and its errors. The reader and ``pipeline archive`` are in
+``test_archive_reader.py``.
 
-The property the issue asks for: any sequence of events, written through the local Firehose path (the
-same transform as the Lambda, the same key layout) and read back with the reader, gives the same events.
+The property the issue asks for: any sequence of events, written through the local Firehose path and
+read back with the reader, gives the same events.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
-import subprocess
-import sys
-import tracemalloc
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,29 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.archive.errors import ArchiveFormatError, TransformContractError
-from pipeline.archive.layout import parse_key
-from pipeline.archive.reader import iter_lines, list_objects, read_events, read_object
+from pipeline.archive.errors import TransformContractError
+from pipeline.archive.reader import list_objects, read_events, read_object
 from pipeline.archive.transform import FirehoseTransform
 from pipeline.codecs import RecordFormat, encode_event, encode_records
-from pipeline.codecs.gzipcodec import gzip_bytes
-from pipeline.events import (
-    Event,
-    EventData,
-    EventType,
-    OrderData,
-    OrderItem,
-    ProductViewData,
-    SystemMetricData,
-    UserActivityData,
-    decode_event,
-    new_event,
-)
+from pipeline.events import Event, EventType
 from pipeline.exceptions import TransientError
 from pipeline.objectstore import S3ObjectWriter
 from pipeline.partitioning import ShardMap
 from pipeline.settings import Settings, aws_client
 from pipeline.stream import StreamRecord, from_get_records
+from tests.archive_cases import DAY, archived_event, new_bucket
 from tests.strategies import events
 from tools.local.firehose import FirehoseSettings, LocalFirehose
 from tools.local.streams import read_all
@@ -57,27 +40,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.emulator
 
-BIN = Path(sys.executable).parent
-DAY = datetime(2026, 11, 24, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
+
 TEMPLATE_DEFAULTS = {"ArchiveBufferSizeMB": "64", "ArchiveBufferIntervalSeconds": "300"}
-
-
-@pytest.fixture(scope="module")
-def s3(emulator: Settings) -> S3Client:
-    client: S3Client = aws_client("s3", emulator)
-    return client
-
-
-def _bucket(s3: S3Client) -> str:
-    name = f"archive-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def bucket(s3: S3Client) -> str:
-    return _bucket(s3)
 
 
 class _Clock:
@@ -101,19 +65,6 @@ def _firehose(s3: S3Client, bucket: str, **hints: Any) -> LocalFirehose:
     return LocalFirehose(s3, bucket, transform, settings=FirehoseSettings(**hints), stream_name="test-archive")
 
 
-def _activity(i: int, when: datetime, kind: EventType = EventType.USER_ACTIVITY) -> Event:
-    """An event of ``kind`` (with that type's payload) at ``when``."""
-    payloads: dict[EventType, EventData] = {
-        EventType.USER_ACTIVITY: UserActivityData("click", None, f"s-{i % 7}"),
-        EventType.ORDER_EVENT: OrderData(
-            f"o-{i}", Decimal("19.99"), (OrderItem("p-1", 1, Decimal("19.99")),), "created"
-        ),
-        EventType.PRODUCT_VIEW: ProductViewData(f"p-{i % 5}"),
-        EventType.SYSTEM_METRIC: SystemMetricData("cpu", Decimal(i % 100), "Percent", {"host": "h-1"}),
-    }
-    return new_event(event_id=f"a-{i:05d}", timestamp=when, source="web", data=payloads[kind], user_id=f"u-{i % 13}")
-
-
 def _keys(s3: S3Client, bucket: str, prefix: str = "") -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
@@ -131,7 +82,7 @@ def test_any_events_written_through_the_local_firehose_read_back_the_same(
     s3: S3Client, fmt: RecordFormat, batch: list[Event], size: int
 ) -> None:
     # GIVEN events of any types and dates, packed in a record format on a 3-shard stream, and a fresh bucket
-    bucket = _bucket(s3)
+    bucket = new_bucket(s3)
     records = _source(list(encode_records(batch, fmt, ShardMap.uniform(3))))
     # WHEN they go through the local Firehose (small buffers write many objects) and are read back
     firehose = _firehose(s3, bucket, buffer_size_bytes=size, transform_batch_bytes=2048)
@@ -154,7 +105,7 @@ def test_records_read_from_a_real_stream_round_trip(
     emulator: Settings, kinesis_stream: str, bucket: str, s3: S3Client
 ) -> None:
     # GIVEN a mixed gzip batch, KPL records and JSON events in an emulator stream
-    batch = [_activity(i, DAY + timedelta(hours=i), list(EventType)[i % 4]) for i in range(60)]
+    batch = [archived_event(i, DAY + timedelta(hours=i), list(EventType)[i % 4]) for i in range(60)]
     kinesis: KinesisClient = aws_client("kinesis", emulator)
     for fmt in (RecordFormat.GZIP_BATCH, RecordFormat.KPL, RecordFormat.JSON):
         entries = [r.to_entry() for r in encode_records(batch[:20] if fmt is RecordFormat.JSON else batch, fmt)]
@@ -183,7 +134,7 @@ def test_buffers_are_written_by_size_and_by_time(s3: S3Client, bucket: str) -> N
         clock=clock,
     )
     # WHEN 30 events of one partition arrive THEN objects of about 2 KiB are written, the rest waits
-    firehose.put_records(_source(list(encode_records([_activity(i, DAY) for i in range(30)], RecordFormat.JSON))))
+    firehose.put_records(_source(list(encode_records([archived_event(i, DAY) for i in range(30)], RecordFormat.JSON))))
     written = _keys(s3, bucket)
     assert written
     assert firehose.buffered_bytes > 0
@@ -201,7 +152,7 @@ def test_buffers_are_written_by_size_and_by_time(s3: S3Client, bucket: str) -> N
 def test_flushing_twice_writes_once_and_a_failed_write_is_retried_under_the_same_key(s3: S3Client, bucket: str) -> None:
     # GIVEN buffered events and an S3 that fails the first write
     firehose = _firehose(s3, bucket)
-    firehose.put_records(_source(list(encode_records([_activity(i, DAY) for i in range(5)], RecordFormat.JSON))))
+    firehose.put_records(_source(list(encode_records([archived_event(i, DAY) for i in range(5)], RecordFormat.JSON))))
     failures = [1]
 
     def fail_once(**_: Any) -> None:
@@ -223,7 +174,7 @@ def test_flushing_twice_writes_once_and_a_failed_write_is_retried_under_the_same
     assert len(list(read_object(s3, bucket, key))) == 5
     # AND the same input through a new local Firehose writes the same key (idempotent replays)
     again = _firehose(s3, bucket)
-    again.put_records(_source(list(encode_records([_activity(i, DAY) for i in range(5)], RecordFormat.JSON))))
+    again.put_records(_source(list(encode_records([archived_event(i, DAY) for i in range(5)], RecordFormat.JSON))))
     again.flush()
     assert _keys(s3, bucket) == [key]
 
@@ -231,7 +182,7 @@ def test_flushing_twice_writes_once_and_a_failed_write_is_retried_under_the_same
 def test_junk_goes_under_the_error_prefix_with_its_raw_bytes(s3: S3Client, bucket: str) -> None:
     # GIVEN a valid event and junk in the stream
     junk = b"\xff\xfe not an event"
-    good = encode_records([_activity(1, DAY)], RecordFormat.JSON)[0]
+    good = encode_records([archived_event(1, DAY)], RecordFormat.JSON)[0]
     firehose = _firehose(s3, bucket)
     # WHEN written through the local Firehose
     firehose.put_records([*_source([good]), StreamRecord("shardId-000000000000", "7", junk, DAY, "k")])
@@ -254,7 +205,7 @@ def test_a_transform_that_keeps_failing_sends_its_batch_to_the_error_prefix(s3: 
         raise TransientError("throttled")
 
     firehose = LocalFirehose(s3, bucket, broken, settings=FirehoseSettings(retries=2))
-    firehose.put_records(_source(list(encode_records([_activity(i, DAY) for i in range(3)], RecordFormat.JSON))))
+    firehose.put_records(_source(list(encode_records([archived_event(i, DAY) for i in range(3)], RecordFormat.JSON))))
     firehose.flush()
     assert calls[0] == 3
     (key,) = _keys(s3, bucket)
@@ -273,7 +224,7 @@ def test_a_transform_that_keeps_failing_sends_its_batch_to_the_error_prefix(s3: 
 def test_the_local_firehose_holds_the_transform_to_the_contract(s3: S3Client, bucket: str, response: Any) -> None:
     firehose = LocalFirehose(s3, bucket, lambda event: response)
     with pytest.raises(TransformContractError):
-        firehose.put_records(_source(list(encode_records([_activity(1, DAY)], RecordFormat.JSON))))
+        firehose.put_records(_source(list(encode_records([archived_event(1, DAY)], RecordFormat.JSON))))
 
 
 def test_ok_without_partition_keys_breaks_the_contract(s3: S3Client, bucket: str) -> None:
@@ -282,7 +233,7 @@ def test_ok_without_partition_keys_breaks_the_contract(s3: S3Client, bucket: str
 
     with pytest.raises(TransformContractError, match="partition keys"):
         LocalFirehose(s3, bucket, keyless).put_records(
-            _source(list(encode_records([_activity(1, DAY)], RecordFormat.JSON)))
+            _source(list(encode_records([archived_event(1, DAY)], RecordFormat.JSON)))
         )
 
 
@@ -290,142 +241,3 @@ def test_settings_default_to_the_templates_parameters() -> None:
     assert FirehoseSettings.from_parameters(TEMPLATE_DEFAULTS) == FirehoseSettings()
     hints = FirehoseSettings.from_parameters({"ArchiveBufferSizeMB": "128", "ArchiveTransformBufferSizeMB": "0.5"})
     assert (hints.buffer_size_bytes, hints.transform_batch_bytes) == (128 * 2**20, 2**19)
-
-
-# ---------------------------------------------------------------------------------------- the reader
-
-
-@pytest.fixture
-def archive(s3: S3Client, bucket: str) -> str:
-    """Four days of two types, one object per (type, day), events written out of time order."""
-    for day in range(4):
-        for kind in (EventType.USER_ACTIVITY, EventType.ORDER_EVENT):
-            batch = [_activity(day * 100 + i, DAY + timedelta(days=day, minutes=(7 * i) % 60), kind) for i in range(20)]
-            body = b"".join(encode_event(e) + b"\n" for e in batch)
-            key = f"events/event_type={kind.value}/dt={(DAY + timedelta(days=day)).date()}/obj-{day}.gz"
-            s3.put_object(Bucket=bucket, Key=key, Body=gzip_bytes(body))
-    s3.put_object(Bucket=bucket, Key="errors/processing-failed/2026/11/24/x.gz", Body=b"not events")
-    return bucket
-
-
-def test_list_objects_selects_by_type_and_date(s3: S3Client, archive: str) -> None:
-    everything = list_objects(s3, archive)
-    assert len(everything) == 8
-    assert [o.dt for o in everything] == sorted(o.dt for o in everything)
-    only = list_objects(
-        s3, archive, event_type="order_event", since=DAY + timedelta(days=1), until=DAY + timedelta(days=3)
-    )
-    assert [(o.event_type, o.dt.day) for o in only] == [(EventType.ORDER_EVENT, 25), (EventType.ORDER_EVENT, 26)]
-    # an instant inside a day selects that day's partition
-    assert len(list_objects(s3, archive, since=DAY + timedelta(days=3, hours=23))) == 2
-
-
-def test_read_events_filters_by_event_time_and_orders_each_object(s3: S3Client, archive: str) -> None:
-    since, until = DAY + timedelta(days=1, minutes=10), DAY + timedelta(days=1, minutes=40)
-    got = list(read_events(s3, archive, event_type=EventType.USER_ACTIVITY, since=since, until=until))
-    assert got
-    assert all(since <= e.timestamp < until for e in got)
-    assert [e.timestamp for e in got] == sorted(e.timestamp for e in got)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        list(read_events(s3, archive, since=datetime(2026, 11, 24)))  # noqa: DTZ001 - the point of the test
-
-
-def test_long_objects_are_sorted_in_runs_and_merged(s3: S3Client, bucket: str) -> None:
-    # GIVEN an object of 500 events in reverse time order, with equal timestamps in pairs
-    batch = [_activity(i, DAY + timedelta(seconds=(500 - i) // 2)) for i in range(500)]
-    s3.put_object(
-        Bucket=bucket,
-        Key="events/event_type=user_activity/dt=2026-11-24/big.gz",
-        Body=gzip_bytes(b"\n".join(map(encode_event, batch))),
-    )
-    # WHEN read with runs of 37 events THEN it comes in time order, ties in the object's order
-    got = list(read_events(s3, bucket, run_events=37))
-    assert got == sorted(batch, key=lambda e: e.timestamp)
-
-
-def test_plain_and_multi_member_gzip_objects_are_read(s3: S3Client, bucket: str) -> None:
-    batch = [_activity(i, DAY + timedelta(seconds=i)) for i in range(6)]
-    lines = [encode_event(e) + b"\n" for e in batch]
-    prefix = "events/event_type=user_activity/dt=2026-11-24/"
-    s3.put_object(Bucket=bucket, Key=prefix + "plain", Body=b"".join(lines[:3]))
-    s3.put_object(Bucket=bucket, Key=prefix + "members.gz", Body=gzip_bytes(lines[3]) + gzip_bytes(b"".join(lines[4:])))
-    assert sorted(e.event_id for e in read_events(s3, bucket)) == [e.event_id for e in batch]
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        pytest.param(gzip_bytes(b'{"not": "an event"}\n'), "line 0: not an event", id="not-an-event"),
-        pytest.param(gzip_bytes(b"x" * 1000)[:-12], "truncated", id="truncated-gzip"),
-        pytest.param(b"\x1f\x8bnot gzip at all", "corrupt gzip", id="corrupt-gzip"),
-    ],
-)
-def test_damage_is_reported_with_the_key(s3: S3Client, bucket: str, body: bytes, message: str) -> None:
-    key = "events/event_type=user_activity/dt=2026-11-24/damaged.gz"
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
-    with pytest.raises(ArchiveFormatError, match=message):
-        list(read_events(s3, bucket))
-
-
-def test_iter_lines_inflates_in_bounded_memory() -> None:
-    # GIVEN 40 MiB of NDJSON, gzipped (it compresses to a few hundred KiB), handed over in 64 KiB chunks
-    line = encode_event(_activity(1, DAY)) + b"\n"
-    data = gzip_bytes(line * (40 * 2**20 // len(line)))
-
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(data), 65536):
-            yield data[start : start + 65536]
-
-    # WHEN its lines are iterated THEN every line comes, and the peak of Python memory stays small
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in iter_lines(chunks()))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert count == 40 * 2**20 // len(line)
-    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
-
-
-# ---------------------------------------------------------------------------------------- the command
-
-
-def _pipeline(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run([str(BIN / "pipeline"), *args], capture_output=True, timeout=120, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"pipeline {' '.join(args)} exited {result.returncode}: {result.stderr.decode()[-2000:]}")
-    return result
-
-
-def test_pipeline_archive_ls_and_cat(emulator: Settings, s3: S3Client, archive: str) -> None:
-    common = ["--bucket", archive, "--endpoint-url", str(emulator.endpoint_url)]
-    # WHEN listing one type over two days THEN the two objects are listed with their dates
-    listed = _pipeline(
-        "archive", "ls", "--type", "order_event", "--since", "2026-11-25", "--until", "2026-11-27", *common
-    )
-    rows = [line.split() for line in listed.stdout.decode().splitlines()]
-    assert [(r[0], r[1], r[3]) for r in rows] == [
-        ("2026-11-25", "order_event", "events/event_type=order_event/dt=2026-11-25/obj-1.gz"),
-        ("2026-11-26", "order_event", "events/event_type=order_event/dt=2026-11-26/obj-2.gz"),
-    ]
-    as_json = [orjson.loads(line) for line in _pipeline("archive", "ls", "--json", *common).stdout.splitlines()]
-    assert {parse_key(o["key"]) is not None for o in as_json} == {True}
-    assert len(as_json) == 8
-    # WHEN cat-ing a time range THEN the NDJSON is the reader's events, as archived
-    cat = _pipeline("archive", "cat", "--since", "2026-11-24T00:10:00Z", "--until", "2026-11-24T00:30", *common)
-    expected = list(read_events(s3, archive, since=DAY + timedelta(minutes=10), until=DAY + timedelta(minutes=30)))
-    assert [decode_event(line) for line in cat.stdout.splitlines()] == expected
-    assert expected
-
-
-def test_pipeline_archive_says_what_is_missing() -> None:
-    result = _pipeline("archive", "ls", check=False)
-    assert result.returncode == 2
-    assert b"ARCHIVE_BUCKET" in result.stderr
-    bad = _pipeline("archive", "cat", "--bucket", "b", "--since", "yesterday", check=False)
-    assert bad.returncode == 2
-    assert b"not an ISO 8601" in bad.stderr
-    for action in ("ls", "cat"):
-        text = _pipeline("archive", action, "--help").stdout
-        assert b"--since" in text
-        assert b"--endpoint-url" in text

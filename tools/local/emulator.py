@@ -24,14 +24,11 @@ POSIX only (process groups). Instances are not thread-safe; share one per proces
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -42,6 +39,7 @@ from types import TracebackType
 from typing import Self
 
 from pipeline.exceptions import EmulatorError
+from tools.local.ministack import HOST, answers, free_port, group_alive, reap, signal_group
 from tools.local.tools import uv_tool_run
 
 __all__ = [
@@ -59,14 +57,12 @@ logger = logging.getLogger(__name__)
 
 MINISTACK_VERSION = "1.5.33"
 _MINISTACK_SPEC = f"ministack[full]=={MINISTACK_VERSION}"
-_HOST = "127.0.0.1"
-_READY_PATH = "/_ministack/ready"  # 200 once the gateway serves and boot scripts have run
 STATE_FILE = "emulator.json"  # in the state dir; JSON of an EmulatorRecord
 _DEFAULT_STATE_DIR = ".pipeline"
 _POLL_INTERVAL = 0.05
 
 # Listeners ministack would open beside the gateway, all on 0.0.0.0 and fixed ports.
-_QUIET_LISTENERS = {"IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "SFTP_HOST": _HOST}
+_QUIET_LISTENERS = {"IOT_MTLS_ENABLED": "0", "SFTP_ENABLED": "0", "SFTP_HOST": HOST}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +137,7 @@ class EmbeddedEmulator:
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{_HOST}:{self.port}"
+        return f"http://{HOST}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -164,7 +160,7 @@ class EmbeddedEmulator:
 
     def is_running(self) -> bool:
         """True if the process group is alive and the gateway answers."""
-        return self._running and self._pid is not None and _group_alive(self._pid) and _answers(self.port)
+        return self._running and self._pid is not None and group_alive(self._pid) and answers(self.port)
 
     def record(self) -> EmulatorRecord:
         return EmulatorRecord(
@@ -187,7 +183,7 @@ class EmbeddedEmulator:
         if self._pid is not None:
             raise EmulatorError(f"an EmbeddedEmulator starts once; this one was started as pid {self._pid}")
         launcher = uv_tool_run()
-        port = self._port if self._port is not None else _free_port()
+        port = self._port if self._port is not None else free_port()
         self._port = port
         self._log_path = self._log_path or self._state_dir / f"emulator-{port}.log"
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +195,7 @@ class EmbeddedEmulator:
             "PERSIST_STATE": "0",
             **self._extra_env,
             "TMPDIR": str(scratch),
-            "BIND_HOST": _HOST,
+            "BIND_HOST": HOST,
             "GATEWAY_PORT": str(port),
         }
         command = [*launcher, "--from", _MINISTACK_SPEC, "ministack"]
@@ -246,13 +242,13 @@ class EmbeddedEmulator:
         if not self._running or self._pid is None:
             return
         pgid = self._pid
-        _reap(self._process, pgid)
-        if _group_alive(pgid):
+        reap(self._process, pgid)
+        if group_alive(pgid):
             logger.info("stopping ministack on port %s (process group %d)", self._port, pgid)
-            _signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGTERM)
             if not self._wait_group_gone(pgid, self._stop_grace):
                 logger.warning("ministack group %d ignored SIGTERM for %.1f s: sending SIGKILL", pgid, self._stop_grace)
-                _signal_group(pgid, signal.SIGKILL)
+                signal_group(pgid, signal.SIGKILL)
                 if not self._wait_group_gone(pgid, self._stop_grace):
                     raise EmulatorError(f"process group {pgid} survived SIGKILL; see {self._log_path}")
         if self._process is not None:
@@ -300,7 +296,7 @@ class EmbeddedEmulator:
         while time.monotonic() < deadline:
             if self._process is not None and (code := self._process.poll()) is not None:
                 raise EmulatorError(f"ministack exited with code {code} before answering.{self._log_excerpt()}")
-            if _answers(self.port):
+            if answers(self.port):
                 return
             time.sleep(_POLL_INTERVAL)
         raise EmulatorError(
@@ -319,8 +315,8 @@ class EmbeddedEmulator:
     def _wait_group_gone(self, pgid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            _reap(self._process, pgid)
-            if not _group_alive(pgid):
+            reap(self._process, pgid)
+            if not group_alive(pgid):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -338,7 +334,7 @@ def find_recorded(state_dir: Path | None = None, *, stop_grace: float = 5.0) -> 
     record = EmulatorRecord.read(path)
     if record is None:
         return None
-    if _group_alive(record.pid) and _answers(record.port):
+    if group_alive(record.pid) and answers(record.port):
         if record.version != MINISTACK_VERSION:
             logger.warning(
                 "the recorded emulator runs ministack %s; this code pins %s", record.version, MINISTACK_VERSION
@@ -390,48 +386,3 @@ def stop_recorded(state_dir: Path | None = None, *, stop_grace: float = 5.0) -> 
 
 def _state_path(state_dir: Path | None) -> Path:
     return (state_dir if state_dir is not None else Path.cwd() / _DEFAULT_STATE_DIR).absolute() / STATE_FILE
-
-
-def _free_port() -> int:
-    """A port free on 127.0.0.1 right now (another process could take it before ministack binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((_HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _answers(port: int, timeout: float = 1.0) -> bool:
-    """True if ``GET /_ministack/ready`` on ``port`` returns 200."""
-    connection = http.client.HTTPConnection(_HOST, port, timeout=timeout)
-    try:
-        connection.request("GET", _READY_PATH)
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    """True if a process of ours is in group ``pgid`` (zombies included)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # the group exists but belongs to another user: not an emulator of ours
-    return True
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-def _reap(process: subprocess.Popen[bytes] | None, pid: int) -> None:
-    """Collect the exit status of the group leader if it is our child, so it does not linger as a zombie."""
-    if process is not None:
-        process.poll()
-        return
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
