@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from load.bench_e2e import EndToEndBenchResult, EndToEndFigures, Verification, render_table
+from load.e2e_bench.figures import EndToEndBenchResult, EndToEndFigures, Verification
+from load.e2e_bench.report import render_table
 from pipeline.codecs import RecordFormat
 from pipeline.settings import Settings
 from tools.cli.main import main
