@@ -69,7 +69,10 @@ class SeedStyleConsumer:
     def _activity(self, event: Event, data: UserActivityData) -> None:
         if not event.user_id:
             return
-        user = self._db.get_item(TableName=self._r.table("users"), Key={"user_id": {"S": event.user_id}})
+        user = self._db.get_item(
+            TableName=self._r.table("store"),
+            Key={"PK": {"S": f"USER#{event.user_id}"}, "SK": {"S": "#METADATA"}},
+        )
         segment = user.get("Item", {}).get("user_segment", {}).get("S", "new")
         ttl = int((event.timestamp + timedelta(days=30)).timestamp())
         item: dict[str, Any] = {

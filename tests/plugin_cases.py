@@ -12,6 +12,7 @@ from pipeline.metrics.effects import Effect, ItemKey, PutOnce
 from pipeline.plugins import BatchContext
 from pipeline.plugins.orders import claim_key
 from pipeline.plugins.timefmt import stamp
+from pipeline.plugins.user_activity import user_key
 
 __all__ = [
     "T0",
@@ -45,7 +46,7 @@ def make_context(
     for user, (last, start) in (sessions or {}).items():
         items[("user_sessions", (("user_id", user),))] = {"last_activity": stamp(last), "session_start": stamp(start)}
     for user, segment in (segments or {}).items():
-        items[("users", (("user_id", user),))] = {"user_id": user, "user_segment": segment}
+        items[("store", user_key(user))] = {"PK": f"USER#{user}", "SK": "#METADATA", "user_segment": segment}
     for (order_id, claim), event_id in (claims or {}).items():
         items[("order_claims", claim_key(order_id, claim))] = {"event_id": event_id}
     return BatchContext(items)

@@ -34,7 +34,8 @@ TABLES: Mapping[str, TableSpec] = {
     "user_sessions": TableSpec(("user_id",), env="USER_SESSIONS_TABLE"),
     "system_metrics": TableSpec(("metric_key", "minute"), env="SYSTEM_METRICS_TABLE"),
     "order_claims": TableSpec(("order_id", "claim"), env="ORDER_CLAIMS_TABLE"),
-    "users": TableSpec(("user_id",), env="USERS_TABLE", written_by_plugins=False),
+    # The entity store's single table (pipeline/stores): the consumer reads its user items' segments.
+    "store": TableSpec(("PK", "SK"), env="STORE_TABLE", written_by_plugins=False),
     "event_dedup": TableSpec(
         ("shard", "batch"), ttl_attribute="ttl", env="EVENT_DEDUP_TABLE", written_by_plugins=False
     ),

@@ -26,8 +26,8 @@ backwards in the fold, the stored extreme equals the fold's state after any pref
 the outcome does not depend on how the stream is cut into batches.
 
 Validation guarantees every ``user_activity`` a non-empty ``user_id`` (its key). The user's segment
-comes from the ``users`` entity table (a cacheable read: segments change rarely), else the deployment's
-default segment.
+comes from its user item in the entity store's single table (``USER#<id>``/``#METADATA``, logical
+table ``store``; a cacheable read: segments change rarely), else the deployment's default segment.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pipeline.events import Event, EventType, UserActivityData
 from pipeline.metrics.effects import Effect, Extreme, PutOnce, Scalar
 from pipeline.plugins.base import BatchContext, Read
 from pipeline.plugins.timefmt import epoch_seconds, parse_stamp, stamp
+from pipeline.stores.keys import user_segment_key
 
 __all__ = ["UserActivityPlugin", "session_key", "user_key"]
 
@@ -47,8 +48,9 @@ _SECOND: Final = timedelta(seconds=1)
 
 
 def user_key(user_id: str) -> tuple[tuple[str, str], ...]:
-    """The key of a user's entity item (its ``user_segment``)."""
-    return (("user_id", user_id),)
+    """The key of a user's item in the entity store's single table, which holds its ``user_segment``
+    (:func:`pipeline.stores.keys.user_segment_key`)."""
+    return tuple(user_segment_key(user_id).items())
 
 
 def session_key(user_id: str) -> tuple[tuple[str, str], ...]:
@@ -66,7 +68,7 @@ class UserActivityPlugin:
     def reads(self, events: Sequence[Event]) -> Iterable[Read]:
         """Each user's segment (cacheable) and stored session (fresh)."""
         for user in dict.fromkeys(e.user_id for e in events if isinstance(e.data, UserActivityData) and e.user_id):
-            yield Read("users", user_key(user), cacheable=True)
+            yield Read("store", user_key(user), cacheable=True)
             yield Read("user_sessions", session_key(user))
 
     def effects(self, events: Sequence[Event], context: BatchContext) -> list[list[Effect]]:
@@ -128,7 +130,7 @@ def _fold(current: tuple[datetime, datetime] | None, t: datetime, timeout: timed
 
 
 def _segment(context: BatchContext, user: str, default: str) -> str:
-    stored = context.item("users", user_key(user))
+    stored = context.item("store", user_key(user))
     segment = stored.get("user_segment") if stored else None
     return segment if isinstance(segment, str) and segment else default
 

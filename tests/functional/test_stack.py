@@ -166,7 +166,7 @@ def test_status_counts_records_items_messages_and_bad_rows(emulator: Settings, s
     resources = stack.resources()
     aws_client("kinesis", emulator).put_record(StreamName=stack.outputs["StreamName"], Data=b"{}", PartitionKey="k")
     dynamodb: DynamoDBClient = aws_client("dynamodb", emulator)
-    dynamodb.put_item(TableName=resources.table("users"), Item={"user_id": {"S": "u1"}})
+    dynamodb.put_item(TableName=resources.table("store"), Item={"PK": {"S": "USER#u1"}, "SK": {"S": "#METADATA"}})
     sqs: SQSClient = aws_client("sqs", emulator)
     sqs.send_message(QueueUrl=stack.outputs["ConsumerFailureQueueUrl"], MessageBody="{}")
     s3: S3Client = aws_client("s3", emulator)
@@ -176,12 +176,12 @@ def test_status_counts_records_items_messages_and_bad_rows(emulator: Settings, s
         status = stack_status(emulator, stack)
         # THEN it counts each of them
         assert sum(shard["records"] for shard in status["stream"]["shards"]) == 1
-        assert status["tables"][resources.table("users")] == 1
+        assert status["tables"][resources.table("store")] == 1
         assert status["tables"][resources.table("order_metrics")] == 0
         assert status["queues"][stack.outputs["ConsumerFailureQueueUrl"].rsplit("/", 1)[-1]]["visible"] == 1
         assert status["bad_rows"]["objects"] == 1
     finally:
-        dynamodb.delete_item(TableName=resources.table("users"), Key={"user_id": {"S": "u1"}})
+        dynamodb.delete_item(TableName=resources.table("store"), Key={"PK": {"S": "USER#u1"}, "SK": {"S": "#METADATA"}})
         sqs.purge_queue(QueueUrl=stack.outputs["ConsumerFailureQueueUrl"])
 
 

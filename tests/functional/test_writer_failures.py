@@ -13,6 +13,7 @@ from pipeline.metrics.effects import Add, Extreme, PutOnce
 from pipeline.metrics.plan import MetricWriteError, Positioned
 from pipeline.metrics.tables import Resources
 from pipeline.metrics.writer import DynamoMetricWriter
+from pipeline.plugins.user_activity import user_key
 from pipeline.retry import RetryPolicy
 from tests.batch_faults import PartialBatchFailures
 from tests.metric_streams import SHARD, expected_tables, flushed, order_key, pos, sample_stream
@@ -99,7 +100,7 @@ def test_read_raises_transient_error_when_the_store_cannot_answer(stores: Stores
         faults.throttle(stores.dynamodb, 1.0, operations=["BatchGetItem"])
         with pytest.raises(TransientError, match="unread"):
             stores.writer(retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)).read(
-                "users", [(("user_id", "u1"),)]
+                "store", [user_key("u1")]
             )
 
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record
 from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.events import DEFAULT_POLICY
+from pipeline.plugins.user_activity import user_key
 from pipeline.stream import StreamRecord, lambda_event
 from tests.consumer_harness import FaultPlan, build_shards, memory_consumer, stream_arn
 from tests.unit.test_decode_fuzz import hostile_records
@@ -49,7 +50,7 @@ def _run(
 ) -> tuple[MemoryStore, MemoryBadRowSink]:
     store = MemoryStore()
     for user, segment in segments.items():
-        store.put("users", (("user_id", user),), {"user_id": user, "user_segment": segment})
+        store.put("store", user_key(user), {"PK": f"USER#{user}", "SK": "#METADATA", "user_segment": segment})
     consumer = memory_consumer(store, fails=plan.transient, attempts=3)
     inner = consumer.handler
     invocations = 0
@@ -125,7 +126,7 @@ def test_tables_equal_the_oracle_whatever_lambda_does(
     # THEN every table equals the oracle computed from the unique events, each fulfilment message is
     # there once, and every bad record is in the sink with its raw bytes
     tables = store.tables()
-    tables.pop("users", None)  # the entity table the test seeded, read by the consumer, never written
+    tables.pop("store", None)  # the entity table the test seeded, read by the consumer, never written
     assert tables == expected_tables(events, user_segments=segments)
     sent = sorted(m.dedup_id for m in store.messages("fulfilment"))
     assert sent == sorted(str(m["event_id"]) for m in expected_messages(events))

@@ -16,6 +16,7 @@ from pipeline.consumer.context import ContextLoaderFromStore
 from pipeline.events import Event, OrderData, OrderItem, ProductViewData, SystemMetricData, UserActivityData, new_event
 from pipeline.metrics.effects import Effect, ItemKey, Scalar
 from pipeline.plugins import REGISTRY, BatchContext
+from pipeline.plugins.user_activity import user_key
 from pipeline.retry import NO_DEADLINE, Deadline
 from tests.plugin_cases import T0, first_occurrences
 from tests.strategies import money, shifted
@@ -40,13 +41,13 @@ class _TablesReader:
     def __init__(self, tables: Tables, segments: dict[str, str]) -> None:
         self.tables = tables
         self.users: dict[ItemKey, dict[str, Scalar]] = {
-            (("user_id", u),): {"user_id": u, "user_segment": s} for u, s in segments.items()
+            user_key(u): {"PK": f"USER#{u}", "SK": "#METADATA", "user_segment": s} for u, s in segments.items()
         }
 
     def read(
         self, table: str, keys: Sequence[ItemKey], deadline: Deadline = NO_DEADLINE
     ) -> dict[ItemKey, dict[str, object]]:
-        stored = self.users if table == "users" else self.tables.get(table, {})
+        stored = self.users if table == "store" else self.tables.get(table, {})
         return {key: dict(stored[key]) for key in keys if key in stored}
 
 
