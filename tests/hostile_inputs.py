@@ -60,7 +60,7 @@ def kpl_packed() -> bytes:
 
 
 def deep_json() -> bytes:
-    """A 1 MiB line: an event's first fields, then ``data`` nested 262,000 objects deep."""
+    """A 1 MiB line: an event's first fields, then ``data`` nested about 175,000 objects deep."""
     head = b'{"event_id":"deep","event_type":"product_view","data":'
     depth = (_MIB - len(head) - 3) // 6
     return head + b'{"a":' * depth + b"1" + b"}" * depth + b"}\n"
