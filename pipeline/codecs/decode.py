@@ -13,6 +13,12 @@ events. Bytes are kept as received (a gzip record that holds no event is kept gz
 printed or dropped. Each valid event keeps its own raw JSON bytes (:attr:`DecodedEvent.raw`), unknown
 fields included, for the archive.
 
+Limits on hostile input, each ending as one error value with its reason: a gzip payload inflating past
+:data:`~pipeline.codecs.formats.MAX_DECOMPRESSED_BYTES` (16 MiB; never inflated further), a KPL
+aggregate of more than :data:`~pipeline.codecs.formats.MAX_KPL_SUBRECORDS` user records, JSON nested
+deeper than about 1,000 levels, an event's JSON over 1 MiB. Memory stays a small multiple of the
+record's size plus 16 MiB (measured: tests/functional/test_hostile_input.py).
+
 The hot path (a JSON event that msgspec decodes and whose checks pass inline) is written flat: in
 CPython a helper call costs as much as several checks, and it runs once per event in the consumer.
 """
@@ -164,7 +170,7 @@ def _one_value(
             if not _single_value(payload):
                 return False
             checked = _reason(exc)
-        except msgspec.DecodeError:  # not one JSON value: NDJSON, or junk
+        except (msgspec.DecodeError, RecursionError):  # not one JSON value (NDJSON, junk), or too deep
             return False
         else:
             checked = _checked(payload, whole, not_after)
@@ -181,7 +187,7 @@ def _single_value(payload: bytes) -> bool:
     """True when ``payload`` is exactly one JSON value (whatever its shape), not several lines of them."""
     try:
         _any_json(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     return True
 

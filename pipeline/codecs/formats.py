@@ -8,6 +8,7 @@ from typing import Final
 __all__ = [
     "GZIP_MAGIC",
     "MAX_DECOMPRESSED_BYTES",
+    "MAX_KPL_SUBRECORDS",
     "MAX_RECORDS_PER_PUT",
     "MAX_RECORD_BYTES",
     "MAX_REQUEST_BYTES",
@@ -23,6 +24,12 @@ MAX_REQUEST_BYTES: Final = 5 * 1024 * 1024
 MAX_RECORDS_PER_PUT: Final = 500
 MAX_DECOMPRESSED_BYTES: Final = 16 * 1024 * 1024
 """A gzip payload inflating past this is rejected as a decode error (a gzip bomb, not data)."""
+MAX_KPL_SUBRECORDS: Final = 100_000
+"""A KPL aggregate holding more user records than this is rejected whole, as one decode error.
+
+The format has no count field: a record "claims" sub-records by packing them, 4 bytes each when empty,
+so a 10 MiB record could otherwise turn into 2.6 million bad rows. No real aggregate comes close: the
+smallest valid event is over 100 bytes of JSON, so even a 10 MiB record holds fewer than 100,000."""
 
 
 class RecordFormat(StrEnum):

@@ -10,6 +10,10 @@ Guarantees: :func:`deaggregate` returns every user record in order (index = sub-
 raises :class:`~pipeline.exceptions.DecodeError` with the whole raw record; it never prints and never
 returns a partial list. :func:`aggregate` output round-trips through :func:`deaggregate` exactly, and
 :class:`AggregateBuilder` never produces a record over its size budget.
+
+Limit: an aggregate of more than :data:`~pipeline.codecs.formats.MAX_KPL_SUBRECORDS` user records is
+refused whole, as one error, counted before protobuf parses anything (the parse would hold ~70 bytes
+per sub-record): hostile bytes cannot multiply into millions of results or objects.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pipeline.codecs.formats import MAX_KPL_SUBRECORDS
 from pipeline.exceptions import DecodeError
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
 KPL_MAGIC: Final = b"\xf3\x89\x9a\xc2"
 _DIGEST: Final = 16
 _OVERHEAD: Final = len(KPL_MAGIC) + _DIGEST
+_RECORDS_TAG: Final = b"\x1a"  # field 3 (records), length-delimited
 
 
 class _Protobuf:
@@ -87,6 +93,8 @@ def _parse(data: bytes) -> Any:
     body = data[4:-_DIGEST]
     if hashlib.md5(body).digest() != data[-_DIGEST:]:  # noqa: S324 - MD5 is the format's checksum, not security
         raise DecodeError("KPL aggregate MD5 mismatch (corrupted or truncated record)", data)
+    if _more_records_than(body, MAX_KPL_SUBRECORDS):
+        raise DecodeError(f"KPL aggregate holds more than {MAX_KPL_SUBRECORDS:,} user records (refused unread)", data)
     record_class, parse_error = _PROTOBUF.load()
     message = record_class()
     try:
@@ -94,6 +102,51 @@ def _parse(data: bytes) -> Any:
     except parse_error as exc:
         raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
     return message
+
+
+def _more_records_than(body: bytes, limit: int) -> bool:
+    """True when the protobuf ``body`` has more than ``limit`` ``records`` fields (field 3), counted
+    before anything is parsed: protobuf would build one message per record, ~70 bytes each.
+
+    Each such field starts with the byte ``0x1a``, so a body with at most ``limit`` of them (every real
+    aggregate) costs one ``bytes.count``. Otherwise the top-level fields are walked, stopping at
+    ``limit + 1`` records; a malformed body stops the walk and is left to the protobuf parser to refuse.
+    """
+    if body.count(_RECORDS_TAG) <= limit:
+        return False
+    count = pos = 0
+    end = len(body)
+    while pos < end:
+        tag, pos = _varint(body, pos)
+        wire = tag & 7
+        if wire == 2:
+            length, pos = _varint(body, pos)
+            pos += length
+            if tag >> 3 == 3:
+                count += 1
+                if count > limit:
+                    return True
+        elif wire == 0:
+            _, pos = _varint(body, pos)
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            return False
+    return False
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (past the end when truncated: the walk stops)."""
+    value = shift = 0
+    end = len(data)
+    while pos < end and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    return value, end
 
 
 def deaggregate(data: bytes) -> list[UserRecord]:

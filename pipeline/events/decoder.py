@@ -62,7 +62,9 @@ DEFAULT_POLICY: Final = ValidationPolicy()
 
 decode_unchecked: Final = msgspec.json.Decoder(Event).decode
 """msgspec's decode alone: schema-checked, not yet :func:`check_event`-ed. Raises :data:`EVENT_ERRORS`."""
-EVENT_ERRORS: Final = (msgspec.ValidationError, msgspec.DecodeError)
+EVENT_ERRORS: Final = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+"""What decoding hostile bytes can raise. ``RecursionError``: msgspec refuses JSON nested deeper than
+the interpreter's recursion limit (about 1,000 levels), unknown fields included; no event nests past 4."""
 
 SMALL_EVENT_BYTES: Final = min(MAX_EVENT_ID_BYTES, DYNAMODB_PARTITION_KEY_BYTES // 3)
 """An event's JSON of at most this many bytes cannot break a size limit (see :func:`_check_sizes`)."""
@@ -219,6 +221,8 @@ def _field(path: str | None) -> str:
 
 def translate(error: Exception) -> EventValidationError:
     """A msgspec decode or validation error as :class:`EventValidationError` in a producer's words."""
+    if isinstance(error, RecursionError):
+        return EventValidationError("$", "invalid JSON: nested too deeply (about 1,000 levels at most)")
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         return EventValidationError("$", f"invalid JSON: {str(error).removeprefix('JSON is malformed: ')}")
     match = _AT.match(str(error))

@@ -1,4 +1,4 @@
-"""Pinned command-line tools (SAM CLI, cfn-lint), each run by uv in an environment of its own.
+"""Pinned command-line tools (SAM CLI, cfn-lint, checkov), each run by uv in an environment of its own.
 
 Guarantees:
 
@@ -22,8 +22,10 @@ from pipeline.exceptions import ConfigurationError
 
 __all__ = [
     "CFN_LINT_VERSION",
+    "CHECKOV_VERSION",
     "SAM_CLI_VERSION",
     "cfn_lint_command",
+    "checkov_command",
     "offline_aws_env",
     "pinned_tool",
     "sam_command",
@@ -32,6 +34,7 @@ __all__ = [
 
 SAM_CLI_VERSION = "1.170.0"
 CFN_LINT_VERSION = "1.51.0"
+CHECKOV_VERSION = "3.3.30"
 
 _OFFLINE_AWS = {
     "AWS_ACCESS_KEY_ID": "offline",
@@ -73,6 +76,11 @@ def sam_command(*args: str) -> list[str]:
 def cfn_lint_command(*args: str) -> list[str]:
     """``cfn-lint ARGS`` from cfn-lint :data:`CFN_LINT_VERSION`."""
     return pinned_tool(f"cfn-lint=={CFN_LINT_VERSION}", "cfn-lint", *args)
+
+
+def checkov_command(*args: str) -> list[str]:
+    """``checkov ARGS`` from checkov :data:`CHECKOV_VERSION` (static analysis; reads files only)."""
+    return pinned_tool(f"checkov=={CHECKOV_VERSION}", "checkov", *args)
 
 
 def offline_aws_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
