@@ -40,11 +40,14 @@ def _policy(env: Mapping[str, str]) -> ValidationPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
-    """How the consumer behaves: dedup window, validation policy, plugin settings."""
+    """How the consumer behaves: dedup window, validation policy, plugin settings, write concurrency."""
 
     dedup_window: timedelta = timedelta(minutes=60)
     policy: ValidationPolicy = field(default_factory=ValidationPolicy)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    writer_concurrency: int = 4
+    """DynamoDB and SQS calls the metric writer runs at once (each of 25 statements, 100 keys or 10
+    messages)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:

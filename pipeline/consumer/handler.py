@@ -195,7 +195,14 @@ def build_consumer(
     clients = clients or consumer_clients(settings)
     config = config or ConsumerConfig()
     retry, call_seconds = settings.retry, settings.call_seconds
-    writer = DynamoMetricWriter(clients.dynamodb, clients.sqs, resources, retry=retry, call_seconds=call_seconds)
+    writer = DynamoMetricWriter(
+        clients.dynamodb,
+        clients.sqs,
+        resources,
+        retry=retry,
+        call_seconds=call_seconds,
+        max_concurrency=config.writer_concurrency,
+    )
     dedup_store = DynamoDedupStore(
         clients.dynamodb, resources.table("event_dedup"), retry=retry, call_seconds=call_seconds
     )

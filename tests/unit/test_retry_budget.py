@@ -4,9 +4,10 @@ as long as the clients' timeouts allow.
 The consumer is the one Lambda runs (:func:`~pipeline.consumer.handler.build_consumer`, real botocore
 clients). No request leaves the process: botocore hooks answer every DynamoDB call, with a throttling
 error (``tools.faults``) or an empty success, and a simulated clock moves on by one call's worst
-duration (the clients' connect plus read timeouts) for every call made, as if the calls ran one after
-another: slower than the writer's thread pool could make them. The invocation's deadline runs on
-that clock; the sleeps between retries are real (and short).
+duration (the clients' connect plus read timeouts) for every call made. The writer makes its calls
+one at a time here (``writer_concurrency=1``), so the simulated clock is the real order of events: a
+round of many chunks then takes many calls' time, the case a once-per-round deadline check misses.
+The invocation's deadline runs on that clock; the sleeps between retries are real (and short).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from pipeline.codecs import RecordFormat
+from pipeline.consumer.config import ConsumerConfig
 from pipeline.consumer.handler import CONSUMER_TIMEOUTS, SAFETY_MARGIN_SECONDS, Consumer, build_consumer
 from pipeline.metrics.tables import QUEUES, TABLES, Resources
 from pipeline.settings import Settings
@@ -84,7 +86,8 @@ class _Context:
 
 def _slow_failing_consumer(throttled: Sequence[str]) -> tuple[Consumer, _SlowClock]:
     """The production consumer; ``throttled`` DynamoDB operations always fail, the others find nothing."""
-    consumer = build_consumer(Settings(endpoint_url="http://127.0.0.1:9"), RESOURCES, tracing=False)
+    settings = Settings(endpoint_url="http://127.0.0.1:9")
+    consumer = build_consumer(settings, RESOURCES, ConsumerConfig(writer_concurrency=1), tracing=False)
     assert consumer.clients is not None
     dynamodb = consumer.clients.dynamodb
     clock = _SlowClock()
