@@ -36,6 +36,10 @@ def runtime_status(state_dir: Path, stage: str) -> dict[str, Any]:
     status["status_age_s"] = round(age, 1)
     if age > _STALE_S:
         status["state"] = "running (status not updated: busy or stuck)"
+    busy = status.get("in_invocation")
+    if busy:
+        busy["for_s"] = round(time.time() - float(busy["since_epoch"]), 1)
+        status["state"] += f" (in an invocation on {busy['records']} records of {busy['shard']} for {busy['for_s']} s)"
     status.setdefault("logs", {"runtime": record.log})
     status["pid"] = record.pid
     return status
@@ -61,7 +65,7 @@ def runtime_lines(status: dict[str, Any]) -> list[str]:
     ]
     for shard, figures in status.get("shards", {}).items():
         behind = figures.get("millis_behind_latest")
-        lag = "?" if behind is None else f"{behind} ms behind latest"
+        lag = "?" if behind is None else f"read {behind} ms behind latest"
         lines.append(
             f"  {shard}  {lag}, iterator age {figures.get('iterator_age_ms', 0)} ms, "
             f"{figures.get('invocations', 0)} invocations, {figures.get('function_errors', 0)} errors"

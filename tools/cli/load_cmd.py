@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         args.mode: about,
         **report.as_dict(),
         "lag_measured": lag_note,
+        "runtime": _runtime(args),
     }
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
@@ -195,6 +196,18 @@ def _replay(args: argparse.Namespace, settings: Settings, bucket: str | None) ->
     return load.schedule(), load.target_rate, about, args.new_ids
 
 
+def _runtime(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The live runtime's view when the run ended (how far the consumer got), if one runs for the stage."""
+    from tools.cli.live_status import runtime_status
+
+    status = runtime_status(args.state_dir.absolute(), args.stage)
+    if status["state"] == "not running":
+        return None
+    ages = {shard: figures.get("iterator_age_ms") for shard, figures in status.get("shards", {}).items()}
+    keys = ("state", "records", "events", "duplicates", "invocations", "function_errors", "bad_rows")
+    return {**{key: status.get(key) for key in keys}, "iterator_age_ms": ages}
+
+
 def _print(s: dict[str, Any]) -> None:
     target = s["target_events_per_s"]
     print(f"load {s['mode']}  {s['events']:,} events to {s['stream']} ({s['format']}) on {s['endpoint_url']}")
@@ -213,5 +226,13 @@ def _print(s: dict[str, Any]) -> None:
             f"lag       p50 {lag['p50_ms']} ms  p95 {lag['p95_ms']} ms  p99 {lag['p99_ms']} ms  max {lag['max_ms']} ms "
             f"({lag['seen']} of {lag['samples']} samples seen, {lag['missed']} missed)"
         )
+        if lag["missed"]:
+            print(f"          {lag['missed']} samples not seen within --lag-timeout: the consumer fell behind")
     else:
         print(f"lag       {s['lag_measured']}")
+    runtime = s["runtime"]
+    if runtime:
+        print(
+            f"consumer  {runtime['events']:,} events counted so far, {runtime['invocations']} invocations, "
+            f"iterator age (ms) {runtime['iterator_age_ms']}; {runtime['state']}"
+        )

@@ -102,6 +102,8 @@ class LiveRuntime:
         self._stop = threading.Event()
         self._last_status = 0.0
         self._failures = 0
+        self._iterator_age_ms: dict[str, int] = {}
+        self._busy: tuple[str, int, float] | None = None  # shard, records, since (epoch s)
         self.tally = _Tally()
         env = {**info.consumer_environment(), "PIPELINE_ENDPOINT_URL": settings.endpoint_url or ""}
         env.update(POWERTOOLS_TRACE_DISABLED="true", AWS_REGION=settings.region)
@@ -168,10 +170,19 @@ class LiveRuntime:
         return 0 if state == "stopped" else 1
 
     def _invoke(self, event: dict[str, Any], context: Any) -> Any:
-        """The deployed handler; the status stays fresh during a long round over the shards."""
+        """The deployed handler, timed as Lambda's ``IteratorAge`` metric is: the age of the batch's newest
+        record when the invocation starts. The status is rewritten around it (a batch may take seconds)."""
+        records = event.get("Records") or [{}]
+        last = records[-1]
+        shard = str(last.get("eventID", "")).split(":", 1)[0]
+        arrival = float(last.get("kinesis", {}).get("approximateArrivalTimestamp", time.time()))
+        self._iterator_age_ms[shard] = round((time.time() - arrival) * 1000)
+        self._busy = (shard, len(records), time.time())
+        self.write_status("running")
         try:
             return self._handler(event, context)
         finally:
+            self._busy = None
             if time.monotonic() - self._last_status >= _STATUS_EVERY_S:
                 self.write_status("running")
 
@@ -211,11 +222,9 @@ class LiveRuntime:
         shards: dict[str, Any] = {}
         totals = {"records": 0, "invocations": 0, "function_errors": 0, "partial_failures": 0, "discarded_records": 0}
         for shard, (position, stats) in self.source.shards().items():
-            behind = position.millis_behind_latest
-            age = (now - position.last_arrival) * 1000 if position.last_arrival and behind else 0.0
             shards[shard] = {
-                "millis_behind_latest": behind,
-                "iterator_age_ms": round(age),
+                "millis_behind_latest": position.millis_behind_latest,
+                "iterator_age_ms": self._iterator_age_ms.get(shard, 0),
                 "records": position.records,
                 "invocations": stats.invocations,
                 "function_errors": stats.function_errors,
@@ -237,6 +246,9 @@ class LiveRuntime:
             "updated_epoch": round(now, 3),
             "shards": shards,
             **totals,
+            "in_invocation": None
+            if self._busy is None
+            else {"shard": self._busy[0], "records": self._busy[1], "since_epoch": round(self._busy[2], 3)},
             "events": self.tally.events,
             "duplicates": self.tally.duplicates + self.tally.resends,
             "bad_rows": self.tally.bad_rows,
