@@ -6,7 +6,8 @@ effect is visible, exactly, when that item exists; no other event can make it ap
 alternative, a product's ``view_count`` reaching a threshold, is shared by every view of the
 product). A background thread reads the pending keys with ``BatchGetItem`` (100 a call) every
 ``poll_s`` seconds; lag is "first read that sees the item" minus "put", so it is over-estimated by at
-most one poll period plus one call.
+most one poll period plus one call. Lags are kept in the order they were seen, so a lag that grows
+from the first quarter of the run to the last says the consumer did not keep up.
 
 Not for events whose id the consumer already counted (a replay that keeps ids): their rows exist
 before they are sent, and nothing new becomes visible. Thread-safe: ``offer`` may be called from the
@@ -15,6 +16,7 @@ sending thread while the probe thread polls.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +38,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -48,8 +50,19 @@ class LagReport:
     lags_s: list[float] = field(default_factory=list)
     probe_errors: int = 0
 
+    def saturated(self) -> bool:
+        """True when lag grew over the run (the last quarter's median over twice the first's, and over 5 s):
+        the consumer did not keep up with the rate, whatever the sender reached."""
+        first, last = self._quarters()
+        return percentile(last, 50) > max(2 * percentile(first, 50), 5.0)
+
+    def _quarters(self) -> tuple[list[float], list[float]]:
+        quarter = max(len(self.lags_s) // 4, 1)
+        return self.lags_s[:quarter], self.lags_s[-quarter:]
+
     def as_dict(self) -> dict[str, Any]:
         lags = self.lags_s
+        first, last = self._quarters()
         return {
             "samples": self.samples,
             "seen": self.seen,
@@ -59,6 +72,9 @@ class LagReport:
             "p95_ms": round(percentile(lags, 95) * 1000),
             "p99_ms": round(percentile(lags, 99) * 1000),
             "max_ms": round(max(lags, default=0.0) * 1000),
+            "first_quarter_p50_ms": round(percentile(first, 50) * 1000),
+            "last_quarter_p50_ms": round(percentile(last, 50) * 1000),
+            "consumer_saturated": self.saturated(),
         }
 
 

@@ -219,3 +219,23 @@ def _total_views(stack: _Stack) -> int:
     dynamodb = aws_client("dynamodb", stack.settings)
     tables = scan_tables(dynamodb, stack.resources)
     return sum(int(item.get("view_count", 0)) for item in tables.get("product_metrics", {}).values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("load", "synthetic", "--rate", "1", "--seconds", "1"), b"run 'pipeline up'", id="no-stack"),
+        pytest.param(("load", "replay"), b"one of the arguments --speed --rate is required", id="no-pace"),
+        pytest.param(("load", "replay", "--speed", "1", "--since", "2026-01-01"), b"has no offset", id="naive"),
+        pytest.param(("load", "synthetic", "--rate", "0", "--seconds", "1"), b"must be more than 0", id="rate"),
+    ],
+)
+def test_load_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], message: bytes) -> None:
+    done = _cli(tmp_path, *args, ok=False)
+    assert done.returncode == 2
+    assert message in done.stderr and done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
+
+
+def test_up_help_says_what_it_starts(tmp_path: Path) -> None:
+    text = _cli(tmp_path, "up", "--help").stdout
+    assert b"live runtime" in text and b"pipeline down" in text and b"--archive-interval" in text

@@ -226,6 +226,11 @@ def _print(s: dict[str, Any]) -> None:
             f"lag       p50 {lag['p50_ms']} ms  p95 {lag['p95_ms']} ms  p99 {lag['p99_ms']} ms  max {lag['max_ms']} ms "
             f"({lag['seen']} of {lag['samples']} samples seen, {lag['missed']} missed)"
         )
+        if lag["consumer_saturated"]:
+            print(
+                f"          the consumer did not keep up: lag grew from {lag['first_quarter_p50_ms']} ms (first "
+                f"quarter's p50) to {lag['last_quarter_p50_ms']} ms (last quarter's)"
+            )
         if lag["missed"]:
             print(f"          {lag['missed']} samples not seen within --lag-timeout: the consumer fell behind")
     else:
