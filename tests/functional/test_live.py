@@ -10,6 +10,7 @@ computed from the events sent; the archive against their event ids.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,6 +179,11 @@ def test_synthetic_load_reports_rate_and_lag_and_the_tables_match_what_it_sent(l
     about = report["synthetic"]
     load = SyntheticLoad(about["rate"], about["seconds"], about["seed"], datetime.fromisoformat(about["start"]))
     _wait("tables", stack.table_problems(list(load.generate())))
+    # AND SIGINT stops the runtime as SIGTERM does: cleanly, its status saying so
+    runtime_pid = stack.up["runtime"]["pid"]
+    os.kill(runtime_pid, signal.SIGINT)
+    _wait("runtime stopped", lambda: ["alive"] if _alive(runtime_pid) else [], timeout=30)
+    assert orjson.loads((live / "runtime-synthetic.status.json").read_bytes())["state"] == "stopped"
     _cli(live, "down", "--stage", "synthetic", "--keep-emulator")
 
 
@@ -239,3 +245,32 @@ def test_load_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], message
 def test_up_help_says_what_it_starts(tmp_path: Path) -> None:
     text = _cli(tmp_path, "up", "--help").stdout
     assert b"live runtime" in text and b"pipeline down" in text and b"--archive-interval" in text
+
+
+def test_sigterm_to_a_command_stops_the_emulator_it_started(tmp_path: Path) -> None:
+    # GIVEN 'pipeline demo' running on an emulator it started
+    state_dir = tmp_path / "state"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_STATE_DIR": str(state_dir)}
+    command = [sys.executable, "-m", "tools.cli.main", "demo", "--events", "50000"]
+    demo = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    record = state_dir / "emulator.json"
+    _wait("emulator", lambda: [] if record.exists() else ["no record"], timeout=120)
+    pid = orjson.loads(record.read_bytes())["pid"]
+    time.sleep(3)
+    # WHEN it gets SIGTERM
+    demo.send_signal(signal.SIGTERM)
+    _, stderr = demo.communicate(timeout=120)
+    # THEN it exits as on Ctrl-C, and no process of the emulator's group is left
+    assert demo.returncode == 130, stderr.decode()[-500:]
+    assert not _group_alive(pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
