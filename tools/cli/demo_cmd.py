@@ -24,6 +24,7 @@ from tools.cli.args import endpoint_url, fraction, positive_int
 from tools.cli.io import Progress, open_input
 from tools.generate import generate_events
 from tools.local.demo_run import DemoRun, DemoSummary
+from tools.local.state import default_state_dir
 
 __all__ = ["configure", "run"]
 
@@ -45,7 +46,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         help="inject faults at this rate: PutRecords entry failures and throttles, DynamoDB throttles, "
         "handler crashes (default 0)",
     )
-    parser.add_argument("--state-dir", default=".pipeline", help="emulator record, logs, stack outputs")
+    parser.add_argument(
+        "--state-dir", type=Path, default=default_state_dir(), help="emulator record, logs (default: as pipeline up)"
+    )
     parser.add_argument(
         "--endpoint-url",
         type=endpoint_url,
@@ -91,7 +94,7 @@ def _input(args: argparse.Namespace) -> tuple[list[Event], list[bytes]]:
 def run(args: argparse.Namespace) -> int:
     events, malformed = _input(args)
     demo = DemoRun(
-        Path(args.state_dir),
+        args.state_dir,
         record_format=RecordFormat(args.format),
         fault_rate=args.fault_rate,
         rng=random.Random(args.seed),  # noqa: S311 - fault injection, not security

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Final, NoReturn
 
 __all__ = ["main"]
@@ -25,9 +27,17 @@ COMMANDS: Final = {
     "produce": ("tools.cli.produce_cmd", "publish NDJSON events to a Kinesis stream through the producer"),
     "bench": ("tools.cli.bench_cmd", "benchmarks that print figures (--json for machines)"),
     "demo": ("tools.cli.demo_cmd", "the main job: run the pipeline on the embedded stack and verify it"),
-    "up": ("tools.cli.stack_cmd", "start (or reuse) the emulator and deploy template.yaml into it"),
-    "down": ("tools.cli.stack_cmd", "delete the local stack and stop the emulator"),
-    "status": ("tools.cli.stack_cmd", "the emulator, the stack, and what is in its stream, tables and queues"),
+    "up": (
+        "tools.cli.stack_cmd",
+        "start the local stack: the emulator, template.yaml deployed into it, and the live runtime that "
+        "consumes and archives the stream in the background",
+    ),
+    "down": ("tools.cli.stack_cmd", "stop the live runtime, delete the local stack and stop the emulator"),
+    "status": (
+        "tools.cli.stack_cmd",
+        "the emulator, the stack, the live runtime's lag and errors, and what is in the stream, tables and queues",
+    ),
+    "load": ("tools.cli.load_cmd", "drive the stream at a target rate (synthetic) or replay the archive, with lag"),
     "archive": ("tools.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
     "analytics": ("tools.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
 }
@@ -71,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     module = importlib.import_module(COMMANDS[args.command][0])
+    # SIGTERM as SIGINT: cleanup (finally blocks, context managers) runs, so no child is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(module.run(args))
     except KeyboardInterrupt:
@@ -85,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).debug("failure", exc_info=exc)
         print(f"pipeline {args.command}: {message}", file=sys.stderr)
         return 2
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _explain(exc: Exception) -> str | None:

@@ -1,8 +1,10 @@
-"""``pipeline up | down | status``: the local stack (emulator + ``template.yaml``) as a long-lived thing.
+"""``pipeline up | down | status``: the local stack (emulator + ``template.yaml`` + live runtime), long-lived.
 
-``up`` starts (or reuses) the emulator recorded in the state dir and deploys the template into it;
-``down`` deletes the stack and stops that emulator; ``status`` shows what is in it. The emulator
-outlives ``up``: it is recorded in ``<state-dir>/emulator.json`` and found again by the others.
+``up`` starts (or reuses) the emulator recorded in the state dir, deploys the template into it and
+starts the live runtime in the background (:mod:`tools.local.live`: the consumer's event source
+mapping and the archive's delivery stream, run continuously); ``down`` stops the runtime, deletes
+the stack and stops that emulator; ``status`` shows what is in it and what the runtime is doing.
+Everything lives in one state dir per user (:mod:`tools.local.state`), so any directory will do.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings, aws_client
+from tools.local.state import STATE_DIR_VARIABLE, default_state_dir, stack_file
 
 if TYPE_CHECKING:
     from tools.local.stack import StackInfo
@@ -30,21 +33,27 @@ _MAX_PAGES_PER_SHARD = 20  # GetRecords pages of 10,000: status stays cheap on a
 
 _EPILOGS = {
     "up": (
-        "Prints 'export NAME=value' lines on stdout (the endpoint, every stack output as UPPER_SNAKE, the "
-        'consumer\'s environment), so  eval "$(pipeline up)"  sets them in your shell; the same and more '
-        "is written to <state-dir>/stack-<stage>.json. Deploying again is an update, or a no-op when nothing "
-        "changed. The emulator's own event source mapping is removed: the local runtime drives the consumer "
-        "with Lambda's partial-batch semantics instead. The emulator keeps running until 'pipeline down'."
+        "Starts (or reuses) the emulator, deploys template.yaml into it, and starts the live runtime in the "
+        "background: it polls every shard continuously and runs the deployed consumer with the template's "
+        "event-source settings (batch size, batching window, retries, bisect, on-failure queue), and the "
+        "archive's delivery stream (buffered by size and time, written on its interval). Anything written to "
+        "the stream then reaches the tables within seconds and the archive within the buffer interval. "
+        "Prints 'export NAME=value' lines on stdout (the endpoint, the state dir, every stack output as "
+        'UPPER_SNAKE, the consumer\'s environment), so  eval "$(pipeline up)"  sets them in your shell; the '
+        "same and more is written to <state-dir>/stack-<stage>.json. Deploying again is an update (the "
+        "runtime restarts) or a no-op. Everything keeps running until 'pipeline down'."
     ),
     "down": (
-        "Deletes the stack (emptying its buckets) if the emulator recorded in the state dir is running, "
-        "then stops that emulator (its state is in memory: everything in it is gone). Nothing running is fine."
+        "Stops the live runtime (SIGTERM: it writes the archive's buffers first), deletes the stack (emptying "
+        "its buckets) if the emulator recorded in the state dir is running, then stops that emulator and "
+        "every runtime of the state dir (its state is in memory: everything in it is gone). Works from any "
+        "directory; nothing running is fine."
     ),
     "status": (
-        "Shows the emulator (pid, endpoint, log), the stack status, per shard the records retained (what a "
-        "consumer starting at TRIM_HORIZON, the template's StartingPosition, has to read: the local runtime "
-        "starts there), item counts per table, queue depths and the bad-row objects. Exit status 1 when no "
-        "emulator or no stack is there."
+        "Shows the emulator (pid, endpoint, log), the stack status, the live runtime (per shard its lag, "
+        "invocations and errors; bad rows, archive lag; its log), per shard the records retained, item "
+        "counts per table, queue depths and the bad-row objects. Exit status 1 when no emulator or no stack "
+        "is there."
     ),
 }
 
@@ -52,9 +61,21 @@ _EPILOGS = {
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--stage", default="local", help="stack event-pipeline-STAGE (default local)")
     parser.add_argument(
-        "--state-dir", default=".pipeline", help="where the emulator's record, log and stack file live (.pipeline)"
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help=f"where the emulator's record, logs, the stack file and the runtime's status live (default "
+        f"${STATE_DIR_VARIABLE}, else $XDG_STATE_HOME/event-pipeline, else ~/.local/state/event-pipeline)",
     )
     if name == "up":
+        parser.add_argument(
+            "--archive-interval",
+            type=float,
+            metavar="SECONDS",
+            help="write the archive's buffers this often instead of the template's ArchiveBufferIntervalSeconds "
+            "(a local shortcut; the template's minimum is 60)",
+        )
+        parser.add_argument("--no-runtime", action="store_true", help="deploy only; start no live runtime")
         parser.add_argument("--template", type=Path, help="the SAM template (default: the repository's template.yaml)")
         parser.add_argument(
             "--parameter",
@@ -84,7 +105,7 @@ def _up(args: argparse.Namespace) -> int:
     from tools.local.stack import StackError, deploy
 
     parameters = dict(_key_value(item) for item in args.parameter)
-    state_dir = Path(args.state_dir)
+    state_dir = args.state_dir.absolute()
     started = time.monotonic()
     emulator = start_or_reuse(state_dir)
     how = "reused" if emulator.reused else f"started in {time.monotonic() - started:.1f} s"
@@ -98,7 +119,7 @@ def _up(args: argparse.Namespace) -> int:
         _note("up", f"the emulator stays up (pid {emulator.pid}): fix and run 'pipeline up' again, or 'pipeline down'")
         return 1
     elapsed = time.monotonic() - deploying
-    exports = {"PIPELINE_ENDPOINT_URL": emulator.endpoint_url}
+    exports = {"PIPELINE_ENDPOINT_URL": emulator.endpoint_url, STATE_DIR_VARIABLE: str(state_dir)}
     exports.update({_upper_snake(key): value for key, value in info.outputs.items()})
     exports.update(info.function_environment)
     document = {
@@ -110,13 +131,15 @@ def _up(args: argparse.Namespace) -> int:
         **info.as_dict(),
         "exports": exports,
     }
-    stack_file = _stack_file(state_dir, args.stage)
-    stack_file.parent.mkdir(parents=True, exist_ok=True)
-    stack_file.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    path = stack_file(state_dir, args.stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     removed = f"; removed the emulator's event source mapping {', '.join(info.removed_mappings)}"
     removed = removed if info.removed_mappings else ""
     _note("up", f"stack {info.stack_name} {info.change} in {elapsed:.2f} s ({info.status}){removed}")
-    _note("up", f"wrote {stack_file}; next: 'pipeline status', 'pipeline down'")
+    if not args.no_runtime:
+        document["runtime"] = _start_runtime(state_dir, args.stage, restart=info.change != "unchanged", args=args)
+    _note("up", f"wrote {path}; next: 'pipeline status', 'pipeline down'")
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
     else:
@@ -124,13 +147,32 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_runtime(state_dir: Path, stage: str, *, restart: bool, args: argparse.Namespace) -> dict[str, Any]:
+    from tools.local.live_process import find_runtime, start_runtime, stop_runtime
+
+    running = find_runtime(state_dir, stage)
+    if running is not None and (restart or args.archive_interval is not None):
+        stop_runtime(state_dir, stage)
+        running = None
+    how = "reused"
+    if running is None:
+        running = start_runtime(state_dir, stage, archive_interval_s=args.archive_interval)
+        how = "started"
+    _note("up", f"live runtime {how} (pid {running.pid}, log {running.log}): the stream is consumed and archived")
+    return {"pid": running.pid, "log": running.log, "status": running.status}
+
+
 def _down(args: argparse.Namespace) -> int:
     from tools.local.emulator import find_recorded
+    from tools.local.live_process import stop_all_runtimes, stop_runtime
     from tools.local.stack import StackError, destroy, stack_name
 
-    state_dir = Path(args.state_dir)
+    state_dir = args.state_dir.absolute()
+    stopped = stop_runtime(state_dir, args.stage)
+    if stopped is not None:
+        _note("down", f"live runtime stopped (pid {stopped.pid}, log kept: {stopped.log})")
     emulator = find_recorded(state_dir)
-    _stack_file(state_dir, args.stage).unlink(missing_ok=True)
+    stack_file(state_dir, args.stage).unlink(missing_ok=True)
     if emulator is None:
         _note("down", f"no emulator running in {state_dir}: nothing to delete (its state was in memory)")
         return 0
@@ -146,16 +188,19 @@ def _down(args: argparse.Namespace) -> int:
     if args.keep_emulator:
         _note("down", f"emulator left running at {emulator.endpoint_url} (pid {emulator.pid})")
         return 0
+    for other in stop_all_runtimes(state_dir):
+        _note("down", f"live runtime of stage {other.stage} stopped (pid {other.pid})")
     emulator.stop()
     _note("down", f"emulator stopped (pid {emulator.pid}, log kept: {emulator.log_path})")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    from tools.cli.live_status import runtime_status
     from tools.local.emulator import STATE_FILE, EmulatorRecord, find_recorded
     from tools.local.stack import describe, stack_name
 
-    state_dir = Path(args.state_dir)
+    state_dir = args.state_dir.absolute()
     emulator = find_recorded(state_dir)
     if emulator is None:
         print(f"pipeline status: no emulator running in {state_dir}: run 'pipeline up'", file=sys.stderr)
@@ -175,6 +220,7 @@ def _status(args: argparse.Namespace) -> int:
     info = describe(settings, args.stage)
     if info is not None:
         report["stack"]["status"] = info.status
+        report["runtime"] = runtime_status(state_dir, args.stage)
         report.update(stack_status(settings, info))
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report) + b"\n")
@@ -267,6 +313,10 @@ def _print_status(report: dict[str, Any]) -> None:
         f"          log {emulator['log']}",
         f"stack     {stack['name']}  {stack['status']}",
     ]
+    if "runtime" in report:
+        from tools.cli.live_status import runtime_lines
+
+        lines.extend(runtime_lines(report["runtime"]))
     stream = report.get("stream")
     if stream:
         lines.append(f"stream    {stream['name']}")
@@ -307,10 +357,6 @@ def _key_value(item: str) -> tuple[str, str]:
 def _upper_snake(camel: str) -> str:
     out = "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(camel))
     return out.upper()
-
-
-def _stack_file(state_dir: Path, stage: str) -> Path:
-    return state_dir / f"stack-{stage}.json"
 
 
 def _note(command: str, text: str) -> None:

@@ -286,6 +286,11 @@ class LocalFirehose:
     def buffered_bytes(self) -> int:
         return sum(b.size for b in self._buffers.values())
 
+    @property
+    def oldest_buffered_arrival(self) -> datetime | None:
+        """The stream arrival time of the oldest record held in a buffer (not yet in S3); ``None`` if empty."""
+        return min((b.oldest_arrival for b in self._buffers.values()), default=None)
+
 
 def _arrival(pending: _Pending) -> datetime:
     return pending.record.arrival

@@ -28,7 +28,7 @@ import orjson
 from pipeline.stream import StreamRecord, from_get_records
 from tools.local.esm import EsmSettings, EsmStats, ShardDriver
 
-__all__ = ["DrainResult", "LocalEventSource"]
+__all__ = ["DrainResult", "LocalEventSource", "ShardPosition"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -42,6 +42,15 @@ class DrainResult:
 
     def total(self, name: str) -> int:
         return sum(int(getattr(s, name)) for s in self.stats.values())
+
+
+@dataclass(slots=True)
+class ShardPosition:
+    """Where the poller is in one shard: what ``GetRecords`` last said, and the newest record read."""
+
+    millis_behind_latest: int | None = None
+    last_arrival: float | None = None  # epoch seconds of the newest record read
+    records: int = 0
 
 
 class LocalEventSource:
@@ -78,7 +87,12 @@ class LocalEventSource:
         self._tap = tap
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
+        self._positions: dict[str, ShardPosition] = {}
         self._arn = ""
+
+    def shards(self) -> dict[str, tuple[ShardPosition, EsmStats]]:
+        """Per shard, its position and its driver's counters, as they are now (read between polls)."""
+        return {shard: (self._positions[shard], driver.stats) for shard, driver in self._drivers.items()}
 
     def _send_failure(self, message: dict[str, Any]) -> None:
         if self._sqs is not None and self._failure_queue:
@@ -94,6 +108,7 @@ class LocalEventSource:
             self._iterators[shard_id] = self._kinesis.get_shard_iterator(
                 StreamName=self._stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
+            self._positions[shard_id] = ShardPosition()
             self._drivers[shard_id] = ShardDriver(
                 self._invoke, self._settings, stream_arn=self._arn, on_failure=self._send_failure, region=self._region
             )
@@ -111,6 +126,12 @@ class LocalEventSource:
         page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
         self._iterators[shard_id] = page.get("NextShardIterator")
         records = [from_get_records(shard_id, r) for r in page["Records"]]
+        position = self._positions[shard_id]
+        behind = page.get("MillisBehindLatest")
+        position.millis_behind_latest = int(behind) if behind is not None else None
+        if records:
+            position.records += len(records)
+            position.last_arrival = records[-1].arrival.timestamp()
         if records and self._tap is not None:
             self._tap(records)  # another reader of the same stream (the archive's delivery stream)
         return records
@@ -122,12 +143,14 @@ class LocalEventSource:
         timeout_s: float = 600.0,
         keep_going: Callable[[], bool] = lambda: False,
         on_batch: Callable[[int], None] | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> DrainResult:
         """Process everything in the stream; return when every shard came back empty ``idle_polls``
         times in a row and ``keep_going()`` (e.g. "the producer is still sending") is false.
 
         Records a poll brings are delivered in batches of ``batch_size`` from the checkpoint; the
         batching window is honoured by polling again before a short batch when more may come.
+        ``tick()`` runs after every round over the shards (a long-running source flushes and reports there).
         """
         self._start()
         result = DrainResult()
@@ -152,6 +175,8 @@ class LocalEventSource:
                     result.records += len(buffered)
                     if on_batch is not None:
                         on_batch(len(buffered))
+            if tick is not None:
+                tick()
             if got or any(pending.values()):
                 idle = 0
                 continue
