@@ -33,6 +33,8 @@ from pipeline.retry import RetryPolicy
 from producers import Producer
 from tools.generate import generate_events
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 Entry = dict[str, Any]
 
 
