@@ -5,14 +5,14 @@
 #
 # The package is the code (pipeline/, consumers/: no tests, no caches) plus the core dependencies of
 # pyproject.toml at the versions in uv.lock, as wheels for the function's platform (Linux, arm64,
-# CPython 3.11). Dev tools, load tests and Flink are never in it. PyPI is needed; AWS is not.
+# CPython 3.12). Dev tools, load tests and Flink are never in it. PyPI is needed; AWS is not.
 #
 # uv: $(PIPELINE_UV) if set (./dev exports it), else $(UV) (uv sets it for the commands it runs, such as
 # `uv tool run ... sam build`), else `uv` on PATH.
 
 UV_BIN := $(or $(PIPELINE_UV),$(UV),uv)
 LAMBDA_PLATFORM ?= aarch64-manylinux2014
-LAMBDA_PYTHON ?= 3.11
+LAMBDA_PYTHON ?= 3.12
 LAMBDA_CODE := pipeline consumers
 
 FUNCTIONS := ConsumerFunction FirehoseTransformFunction OrderStreamBridgeFunction OutboxRelayFunction

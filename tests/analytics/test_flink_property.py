@@ -31,7 +31,7 @@ _DURATIONS = [None, None, 0, 3, 2.5, 0.0005, 0.0004, 123.4567]
 
 @st.composite
 def scenario(draw: st.DrawFn, day: int) -> list[Event]:
-    """Up to 25 events within 12 minutes of day ``day``, out of order, some sent twice.
+    """Up to 25 events within 12 minutes of day ``day`` of the twelve before ``BASE``, out of order, some sent twice.
 
     Each event arrives after a random delay of up to a per-scenario bound (none, 2 s, a minute, ten
     minutes): small bounds give streams nearly in order, where only ties and the allowed lateness
@@ -41,7 +41,9 @@ def scenario(draw: st.DrawFn, day: int) -> list[Event]:
     timed: list[tuple[int, int, Event]] = []
     for i in range(draw(st.integers(1, 25))):
         offset = draw(st.integers(0, _SPAN_MS))
-        when = at(hours=24 * day, seconds=offset / 1000, micro=draw(st.sampled_from([0, 0, 1, 999])))
+        # the days before BASE, in order: days after it would soon be past the future horizon of today's clock
+        days_before = SCENARIOS_PER_JOB - day
+        when = at(hours=-24 * days_before, seconds=offset / 1000, micro=draw(st.sampled_from([0, 0, 1, 999])))
         event_id = f"d{day}-e{i:02d}"
         user = draw(st.sampled_from(["u-1", "u-2", "u-3", None]))
         if draw(st.integers(0, 3)) < 3:

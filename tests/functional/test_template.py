@@ -823,7 +823,7 @@ def test_sam_build_packages_the_store_functions_with_the_producer(
 
 
 ANALYTICS = "AnalyticsApplication"
-_FLINK_PIN = re.compile(r'"apache-flink==(\d+)\.(\d+)\.\d+"')
+_FLINK_PIN = re.compile(r'"apache-flink==(\d+)\.(\d+)\.\d+[";]')  # the requirement may carry a marker
 
 
 def _window_metrics_table(template: Mapping[str, Any]) -> str:

@@ -23,6 +23,8 @@ from pipeline.exceptions import DecodeError, RecordTooLargeError
 from pipeline.partitioning import ShardMap, hash_key_for, partition_key_for
 from tests.strategies import events
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 FORMATS = [pytest.param(f, id=f.value) for f in RecordFormat]
 
 

@@ -20,6 +20,8 @@ from pipeline.codecs.gzipcodec import gzip_bytes
 from pipeline.exceptions import DecodeError
 from tests.strategies import events
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 
 @st.composite
 def valid_records(draw: st.DrawFn) -> bytes:
@@ -83,6 +85,7 @@ def _check(data: bytes) -> None:
         decode_events(data)
 
 
+@pytest.mark.slow  # about two minutes: the gate runs it on Python 3.12 only, not in the 3.11 and 3.13 library runs
 @given(hostile_records())
 @settings(max_examples=5_000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_decoder_never_raises_anything_but_typed_errors(data: bytes) -> None:

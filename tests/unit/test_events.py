@@ -32,6 +32,8 @@ from pipeline.exceptions import DecodeError, EventValidationError
 from pipeline.stream import StreamRecord
 from tests.strategies import events
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 ARRIVAL = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 NOT_AFTER = ValidationPolicy().not_after(ARRIVAL)
 

@@ -16,6 +16,8 @@ from pipeline.codecs import KPL_MAGIC, UserRecord, aggregate, deaggregate
 from pipeline.codecs.kpl import AggregateBuilder
 from pipeline.exceptions import DecodeError
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "kpl" / "real_kpl_records.json"
 
 

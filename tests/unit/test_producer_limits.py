@@ -21,6 +21,8 @@ from tests.producer_harness import (
     sized_activity,
 )
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 
 @pytest.mark.parametrize(
     ("record_format", "make_events", "shards"),

@@ -13,6 +13,8 @@ from pipeline.exceptions import DeliveryError
 from producers import Producer
 from tests.producer_harness import FakeKinesis, client_error, fast_producer, ids_of, reference_events, wait_until
 
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
+
 
 def test_linger_flushes_without_an_explicit_flush() -> None:
     # GIVEN a producer that lingers 20 ms

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from pipeline.events import Event
 from pipeline.partitioning import partition_key_for
 from tests.producer_harness import (
@@ -16,6 +18,8 @@ from tests.producer_harness import (
     random_failures,
     reference_events,
 )
+
+pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
 
 
 def test_four_threads_putting_at_once_deliver_each_event_once_in_key_order() -> None:
