@@ -3,15 +3,19 @@ archive tests); one test's metric tables and queue (the writer tests)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pipeline.settings import Settings, aws_client
 from tests.archive_cases import new_bucket
 from tests.tables import provisioned
+from tests.template_support import _DECODE, FUNCTION, TEMPLATE, _run
 from tests.writer_stores import Stores
+from tools.local.tools import CFN_LINT_VERSION, pinned_tool, sam_command
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,3 +40,24 @@ def stores(emulator: Settings) -> Iterator[Stores]:
         yield found
         for writer in found.writers:
             writer.close()
+
+
+# ------------------------------------------------------- the template tests (tests/functional/test_template*.py)
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(
+        _run(pinned_tool(f"cfn-lint=={CFN_LINT_VERSION}", "python", "-c", _DECODE, str(TEMPLATE)))
+    )
+    return decoded
+
+
+@pytest.fixture(scope="session")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build`` into a temporary directory; the consumer's built package (unzipped)."""
+    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    # --build-in-source: make runs in the repository (the Makefile writes only into ARTIFACTS_DIR)
+    # instead of in a copy of it, .venv included.
+    _run(sam_command("build", "--build-in-source", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir)))
+    return build_dir / FUNCTION
