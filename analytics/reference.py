@@ -8,8 +8,9 @@ format) and :mod:`analytics.metrics` (the item layout both sides must produce).
 
 The rules, in the order the job applies them to the stream, event after event (arrival order):
 
-1. **Carried exactly or rejected.** An order whose ``total_amount`` is not below 10^20 or has more than
-   six decimal places, or a view whose ``session_duration`` is not below 10^15 s, is rejected (a bad
+1. **Carried exactly or rejected.** An order whose ``total_amount`` is not below 10^18 or has more than
+   ten decimal places (``analytics.rows``: the event model's own limits, so a valid event never is), or
+   a view whose ``session_duration`` is not below 10^15 s, is rejected (a bad
    row of the analytics): it takes no further part, not even in the watermark.
 2. **Watermark.** Event time is taken in whole milliseconds (floor). After each event the watermark
    candidate is ``max(event time so far) - allowed_lateness``; a watermark is emitted when the
@@ -48,6 +49,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Final, cast
 
 from analytics.metrics import Item, ItemKey, item_key
+from analytics.rows import AMOUNT_SCALE, MAX_AMOUNT
 from pipeline.events import Event, EventType
 from pipeline.plugins.timefmt import stamp
 
@@ -65,6 +67,7 @@ _HOP_SIZE: Final = 5 * _MINUTE
 _COMPLETED: Final = frozenset({"complete", "completed", "fulfilled"})
 _AVG_CONTEXT: Final = Context(prec=38, rounding=ROUND_HALF_UP)
 _SIX_PLACES: Final = Decimal("0.000001")
+_AMOUNT_QUANTUM: Final = Decimal(1).scaleb(-AMOUNT_SCALE)  # the SQL's money scale (analytics.rows)
 _THREE_PLACES: Final = Decimal("0.001")
 _BIG: Final = Context(prec=80, rounding=ROUND_HALF_UP)
 
@@ -106,7 +109,7 @@ def _floor(ms: int, size: int) -> int:
 def _rejected(event: Event) -> bool:
     if event.event_type == EventType.ORDER_EVENT:
         amount = cast("OrderData", event.data).total_amount
-        return not (0 <= amount < Decimal(10) ** 20) or amount.quantize(_SIX_PLACES, context=_BIG) != amount
+        return not (0 <= amount < MAX_AMOUNT) or amount.quantize(_AMOUNT_QUANTUM, context=_BIG) != amount
     if event.event_type == EventType.PRODUCT_VIEW:
         duration = cast("ProductViewData", event.data).session_duration
         return duration is not None and not Decimal(repr(duration) if isinstance(duration, float) else duration) < (

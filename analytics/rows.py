@@ -115,7 +115,7 @@ def _duration(value: float | None) -> Decimal | str | None:
 
 
 def _amount(value: Decimal) -> Decimal | str:
-    """The amount at scale 6 when that is exact and below 10^20, else a reason (str)."""
+    """The amount at :data:`AMOUNT_SCALE` places when that is exact and below :data:`MAX_AMOUNT`, else a reason."""
     if not (value.is_finite() and 0 <= value < MAX_AMOUNT):
         return f"data.total_amount: {value} is not in [0, 10^18)"
     try:

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.flink
 SCENARIOS_PER_JOB = 12
 _SPAN_MS = 12 * 60_000
 _STATUSES = ["created", "CREATED", "completed", "Complete", "FULFILLED", "cancelled", "canceled", "shipped"]
-_TOTALS = ["0", "0.01", "10.5", "99.999999", "1234.56", "0.0000001"]  # the last is rejected (seven places)
+# up to the event model's ten places, all carried exactly by the SQL's DECIMAL(38, 10)
+_TOTALS = ["0", "0.01", "10.5", "99.999999", "1234.56", "0.0000001", "0.0000000001"]
 _DURATIONS = [None, None, 0, 3, 2.5, 0.0005, 0.0004, 123.4567]
 
 
