@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from analytics.reference import LateEvent, expected_windows
 from pipeline.plugins.timefmt import stamp
-from tests.analytics.events import BASE, activity, at, order, view
+from tests.analytics.events import BASE, activity, at, order, unvalidated, view
 
 S = timedelta(seconds=1)
 
@@ -124,7 +124,7 @@ def test_a_late_first_event_moves_nothing_and_rejected_events_never_move_the_wat
     # GIVEN an order whose creation arrives late, after its completion; and a rejected order far in the future
     stream = [
         order("e-2", at(minutes=10), "o-1", "completed"),
-        order("bad", at(hours=5), "o-9", "created", total="0.0000001"),
+        unvalidated(order("bad", at(hours=5), "o-9", "created"), total_amount=Decimal("0.00000000001")),
         activity("tick", at(minutes=20)),
         order("e-1", at(minutes=1), "o-1", "created"),
     ]
