@@ -60,8 +60,16 @@ def test_rewriting_the_real_template_changes_only_code_uri_and_build_metadata() 
     assert re.findall(r"^\s*CodeUri:\s*(.*)$", rewritten, re.MULTILINE) == [CODE_URI]
     assert "BuildMethod" not in rewritten
     kept = [line for line in original.splitlines() if "CodeUri:" not in line and "BuildMethod" not in line]
-    dropped_metadata = [i for i, line in enumerate(kept) if line.strip() == "Metadata:" and line.startswith("    ")]
-    kept = [line for i, line in enumerate(kept) if i not in dropped_metadata]
+    # a resource's Metadata left empty goes too (its next line is not indented deeper); one that still
+    # holds something (a checkov skip) stays
+    indent = [len(line) - len(line.lstrip()) for line in kept]
+    last = len(kept) - 1
+    emptied = [
+        i
+        for i, line in enumerate(kept)
+        if line.strip() == "Metadata:" and line.startswith("    ") and (i == last or indent[i + 1] <= indent[i])
+    ]
+    kept = [line for i, line in enumerate(kept) if i not in emptied]
     assert [line for line in rewritten.splitlines() if "CodeUri:" not in line] == kept
 
 
