@@ -146,7 +146,13 @@ def _print(s: DemoSummary) -> None:
     print(f"faults         {s.faults}")
     print(f"elapsed        {s.elapsed_s:.1f} s ({s.events_sent / max(s.elapsed_s, 1e-9):,.0f} events/s end to end)")
     if s.verified:
-        print(f"verification   PASSED: {len(s.tables)} tables equal the counts computed from the input events")
+        windows = ""
+        if s.windows is not None and s.windows.verified:
+            windows = "; Flink's windows equal the reference's"
+        print(
+            f"verification   PASSED: {len(s.tables)} tables equal the counts computed from the input events; "
+            f"the archive holds exactly the valid events{windows}"
+        )
     else:
         print("verification   FAILED:")
         for line in s.problems:
