@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,11 +89,31 @@ def _uv() -> str:
     return uv
 
 
+def _fuzz_python() -> str:
+    """An interpreter atheris has wheels for (3.11): this one, else the library's 3.11 venv ``./dev`` makes."""
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    python = ROOT / ".venv-py3.11" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(
+            f"atheris {ATHERIS_VERSION} has wheels for Python 3.11 only: run ./dev setup (it makes .venv-py3.11) "
+            "or run this with a Python 3.11 that has the project's dependencies"
+        )
+    return str(python)
+
+
 def _run_libfuzzer(args: list[str]) -> int:
     """Run this module's libFuzzer mode with atheris, in this interpreter or through uv."""
     if importlib.util.find_spec("atheris") is None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])}
-        command = [_uv(), "run", "--no-project", "--isolated", "--python", sys.executable]
+        python = _fuzz_python()
+        purelib = subprocess.run(  # noqa: S603 - a project interpreter, fixed code
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), purelib])}
+        command = [_uv(), "run", "--no-project", "--isolated", "--python", python]
         command += ["--with", f"atheris=={ATHERIS_VERSION}", "python", "-m", "tools.fuzz", "--libfuzzer", *args]
     else:
         env = dict(os.environ)
