@@ -36,9 +36,9 @@ transform = FirehoseTransform(
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Own writes retry until one call and a margin before the timeout, then fail the invocation (Firehose retries).
+    # Every write ends a margin before the timeout (none starts that could not); then Firehose retries.
     remaining = context.get_remaining_time_in_millis() / 1000
-    deadline = Deadline.after(remaining - settings.call_seconds - SAFETY_MARGIN_SECONDS)
+    deadline = Deadline.after(remaining - SAFETY_MARGIN_SECONDS)
     result = transform.transform(event, deadline)
     metrics.add_metric(name="ProcessingFailed", unit=MetricUnit.Count, value=result.stats.failed)
     metrics.add_metric(name="ArchivedEvents", unit=MetricUnit.Count, value=result.stats.events)

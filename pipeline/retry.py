@@ -6,9 +6,10 @@ The producer, the metric writer's flush engine, the dedup store and the S3 objec
 built from :class:`~pipeline.settings.Settings`; botocore's own retries are off on their clients
 (``max_attempts=1``), so retries never stack.
 
-A :class:`Deadline` is when a batch must stop retrying: the Lambda handler derives it from the
-invocation's remaining time minus one call's worst duration, and every retry loop asks
-:meth:`RetryPolicy.wait` before its next attempt, which refuses once the deadline is too close.
+A :class:`Deadline` is when every call of a batch must have ended: the Lambda handler derives it from
+the invocation's remaining time less a safety margin. Every AWS call asks :meth:`Deadline.allows`
+before it starts (a call that could not end by then is not made), and every retry loop asks
+:meth:`RetryPolicy.wait`, which also refuses a wait whose call could not end by then.
 A batch that gives up reports its first unpersisted position (Lambda retries it later) instead of
 being killed by the function timeout in the middle of a write.
 """

@@ -8,10 +8,10 @@ environment, so they run exactly the code Lambda runs: no module reloads, no pat
 Per invocation, :meth:`Consumer.handle`:
 
 - turns the Lambda event into :class:`~pipeline.stream.StreamRecord` objects;
-- derives the batch's **deadline** from the invocation's remaining time, less one AWS call's worst
-  duration (the clients' connect plus read timeouts) and a safety margin: every retry loop stops
-  before it, so a batch that cannot finish reports its first unpersisted record
-  (``batchItemFailures``) instead of being killed by the function timeout mid-write;
+- derives the batch's **deadline**, when every AWS call must have ended: the invocation's remaining
+  time less a safety margin. No call starts that could not end by then (its worst duration is the
+  clients' connect plus read timeouts), so a batch that cannot finish reports its first unpersisted
+  record (``batchItemFailures``) instead of being killed by the function timeout mid-write;
 - logs with the shard and sequence range, and emits EMF metrics (records, events, bad rows,
   duplicates, resends, item writes, DynamoDB calls, latency, iterator age, retries).
 
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 SAFETY_MARGIN_SECONDS = 2.0
-"""Kept free at the end of an invocation (logs, metrics, the response) beyond one call's worst duration."""
+"""Kept free at the end of an invocation, after the last call: logs, metrics, the response."""
 
 CONSUMER_TIMEOUTS: Mapping[str, float] = {"connect_timeout": 2.0, "read_timeout": 10.0}
 """The consumer's clients' timeouts: one call takes at most 12 s, so retries go on until 14 s before the end."""
@@ -122,11 +122,11 @@ class Consumer:
         """:meth:`handle` inside Powertools' decorators (context in logs, EMF flushed): the Lambda handler."""
 
     def deadline(self, context: Any) -> Deadline:
-        """When retries must stop: the invocation's end less one call and the margin (none without a context)."""
+        """When every call must have ended: the invocation's end less the margin (none without a context)."""
         remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
         if remaining_ms is None:
             return NO_DEADLINE
-        return Deadline.after(remaining_ms() / 1000 - self.call_seconds - SAFETY_MARGIN_SECONDS, self.clock)
+        return Deadline.after(remaining_ms() / 1000 - SAFETY_MARGIN_SECONDS, self.clock)
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one invocation; return the ``ReportBatchItemFailures`` response."""
