@@ -17,14 +17,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline.archive.transform import FirehoseTransform, archive_bucket_from_env
 from pipeline.events import ValidationPolicy
 from pipeline.objectstore import S3ObjectWriter
-from pipeline.retry import Deadline
+from pipeline.retry import invocation_deadline
 from pipeline.settings import Settings, lazy_client
-
-SAFETY_MARGIN_SECONDS = 2.0
 
 logger = Logger()
 metrics = Metrics()
-settings = Settings.from_env().with_(max_attempts=1, connect_timeout=2.0, read_timeout=10.0)  # the writer retries
+settings = Settings.from_env().for_lambda()  # the writer retries, each call at most 12 s
 transform = FirehoseTransform(
     S3ObjectWriter(
         lazy_client("s3", settings), archive_bucket_from_env(), retry=settings.retry, call_seconds=settings.call_seconds
@@ -38,7 +36,7 @@ transform = FirehoseTransform(
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Every write ends a margin before the timeout (none starts that could not); then Firehose retries.
     remaining = context.get_remaining_time_in_millis() / 1000
-    deadline = Deadline.after(remaining - SAFETY_MARGIN_SECONDS)
+    deadline = invocation_deadline(remaining)
     result = transform.transform(event, deadline)
     metrics.add_metric(name="ProcessingFailed", unit=MetricUnit.Count, value=result.stats.failed)
     metrics.add_metric(name="ArchivedEvents", unit=MetricUnit.Count, value=result.stats.events)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["NO_DEADLINE", "Deadline", "RetryPolicy"]
+__all__ = ["NO_DEADLINE", "SAFETY_MARGIN_SECONDS", "Deadline", "RetryPolicy", "invocation_deadline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,14 @@ class Deadline:
 
 NO_DEADLINE = Deadline(float("inf"))
 """For callers without one (tools, tests): retries are bounded by the policy's attempts only."""
+
+SAFETY_MARGIN_SECONDS = 2.0
+"""Kept free at the end of a Lambda invocation, after the last call: logs, metrics, the response."""
+
+
+def invocation_deadline(remaining_seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+    """A Lambda invocation's deadline, when every call must have ended: its remaining time less the margin."""
+    return Deadline.after(remaining_seconds - SAFETY_MARGIN_SECONDS, clock)
 
 
 @dataclass(frozen=True, slots=True)

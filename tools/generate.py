@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 from random import Random
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from pipeline.events import (
     SCHEMA_VERSION,
@@ -230,14 +230,7 @@ class _Simulation:
             device_type=s.device,
             session_duration=(t_us - s.start_us) // 1_000_000,
         )
-        return ProductViewEvent(
-            event_id=self._event_id(),
-            schema_version=SCHEMA_VERSION,
-            timestamp=ts,
-            source=s.source,
-            data=data,
-            user_id=self._user_id(s),
-        )
+        return ProductViewEvent(**self._envelope(s, ts), data=data)
 
     def _user_activity(self, s: _Session, ts: datetime) -> Event:
         rnd = self.rnd
@@ -256,14 +249,7 @@ class _Simulation:
             else:  # product pages: page_view, add_to_cart, wishlist_add
                 path = f"/p/{self.product_ids[self._product()]}"
         data = UserActivityData(activity_type=kind, page_url=self.base_url + path, session_id=s.session_id)
-        return UserActivityEvent(
-            event_id=self._event_id(),
-            schema_version=SCHEMA_VERSION,
-            timestamp=ts,
-            source=s.source,
-            data=data,
-            user_id=self._user_id(s),
-        )
+        return UserActivityEvent(**self._envelope(s, ts), data=data)
 
     def _order_event(self, s: _Session, ts: datetime) -> Event:
         order = s.open_order
@@ -276,12 +262,8 @@ class _Simulation:
             status = "completed" if self.rnd() < self.spec.completion_rate else "cancelled"
             data = OrderData(order_id=order.order_id, total_amount=order.total_amount, items=order.items, status=status)
         return OrderEvent(
-            event_id=self._event_id(),
-            schema_version=SCHEMA_VERSION,
-            timestamp=ts,
-            source=s.source,
+            **self._envelope(s, ts),
             data=data,
-            user_id=self._user_id(s),
             event_subtype=f"order_{data.status}",
         )
 
@@ -322,6 +304,17 @@ class _Simulation:
         return SystemMetricEvent(
             event_id=self._event_id(), schema_version=SCHEMA_VERSION, timestamp=ts, source=service, data=data
         )
+
+    def _envelope(self, s: _Session, ts: datetime) -> dict[str, Any]:
+        """The fields a session's event shares: a new id (drawn first, as always), the time, the session's
+        source and user."""
+        return {
+            "event_id": self._event_id(),
+            "schema_version": SCHEMA_VERSION,
+            "timestamp": ts,
+            "source": s.source,
+            "user_id": self._user_id(s),
+        }
 
     def _user_id(self, s: _Session) -> str:
         return f"u-{s.user:0{self.user_width}d}"

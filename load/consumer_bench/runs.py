@@ -28,7 +28,7 @@ from load.seed_consumer import SeedStyleConsumer
 from pipeline.codecs import DecodedEvent, RecordFormat, decode_record, encode_records
 from pipeline.consumer.context import ContextLoaderFromStore
 from pipeline.consumer.dedup import EventDeduplicator
-from pipeline.consumer.handler import CONSUMER_TIMEOUTS, Consumer, build_consumer, consumer_clients
+from pipeline.consumer.handler import Consumer, build_consumer, consumer_clients
 from pipeline.consumer.processor import BatchProcessor
 from pipeline.events import Event
 from pipeline.exceptions import PipelineError
@@ -142,7 +142,7 @@ def project_run(
     note: Callable[[str], None],
 ) -> tuple[RunFigures, int]:
     """The project's consumer over every batch: its figures and how many invocations were retries."""
-    clients = consumer_clients(settings.with_(max_attempts=1, **CONSUMER_TIMEOUTS))  # as build_consumer makes them
+    clients = consumer_clients(settings.for_lambda())  # as build_consumer makes them
     counter = CallCounter(watch=resources.table("event_dedup"))
     for client in (clients.dynamodb, clients.sqs, clients.s3):
         counter.attach(client)

@@ -42,25 +42,17 @@ from pipeline.metrics.tables import Resources
 from pipeline.metrics.writer import DynamoMetricWriter
 from pipeline.objectstore import S3ObjectWriter
 from pipeline.plugins import REGISTRY
-from pipeline.retry import NO_DEADLINE, Deadline
+from pipeline.retry import NO_DEADLINE, Deadline, invocation_deadline
 from pipeline.settings import Settings, aws_client, lazy_client
 from pipeline.stream import records_of
 
 __all__ = [
-    "CONSUMER_TIMEOUTS",
-    "SAFETY_MARGIN_SECONDS",
     "Consumer",
     "ConsumerClients",
     "build_consumer",
     "consumer_clients",
     "consumer_from_env",
 ]
-
-SAFETY_MARGIN_SECONDS = 2.0
-"""Kept free at the end of an invocation, after the last call: logs, metrics, the response."""
-
-CONSUMER_TIMEOUTS: Mapping[str, float] = {"connect_timeout": 2.0, "read_timeout": 10.0}
-"""The consumer's clients' timeouts: one call takes at most 12 s, so retries go on until 14 s before the end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +118,7 @@ class Consumer:
         remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
         if remaining_ms is None:
             return NO_DEADLINE
-        return Deadline.after(remaining_ms() / 1000 - SAFETY_MARGIN_SECONDS, self.clock)
+        return invocation_deadline(remaining_ms() / 1000, self.clock)
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one invocation; return the ``ReportBatchItemFailures`` response."""
@@ -186,12 +178,12 @@ def build_consumer(
 ) -> Consumer:
     """The production consumer: DynamoDB writer, reader and dedup store, S3 bad rows, every plugin.
 
-    ``settings`` says where AWS is; the consumer's clients get :data:`CONSUMER_TIMEOUTS` and no
+    ``settings`` says where AWS is; the consumer's clients get :meth:`Settings.for_lambda` (short timeouts, no
     botocore retries, and every sink retries by ``settings.retry``. ``clients`` lets a caller build
     (and keep hold of) them itself: benchmarks count their calls, tests inject faults. ``logger``,
     ``metrics`` and ``tracing`` default to Powertools' own reading of ``os.environ``.
     """
-    settings = settings.with_(max_attempts=1, **CONSUMER_TIMEOUTS)
+    settings = settings.for_lambda()
     clients = clients or consumer_clients(settings)
     config = config or ConsumerConfig()
     retry, call_seconds = settings.retry, settings.call_seconds

@@ -23,8 +23,9 @@ import pytest
 
 from pipeline.codecs import RecordFormat
 from pipeline.consumer.config import ConsumerConfig
-from pipeline.consumer.handler import CONSUMER_TIMEOUTS, SAFETY_MARGIN_SECONDS, Consumer, build_consumer
+from pipeline.consumer.handler import Consumer, build_consumer
 from pipeline.metrics.tables import QUEUES, TABLES, Resources
+from pipeline.retry import SAFETY_MARGIN_SECONDS
 from pipeline.settings import Settings
 from pipeline.stream import StreamRecord, lambda_event
 from tests.consumer_harness import build_shards, stream_arn
@@ -32,7 +33,7 @@ from tools.faults import FaultInjector
 from tools.generate import generate_events
 
 ROOT = Path(__file__).resolve().parents[2]
-CALL_SECONDS = CONSUMER_TIMEOUTS["connect_timeout"] + CONSUMER_TIMEOUTS["read_timeout"]
+CALL_SECONDS = Settings().for_lambda().call_seconds
 BATCH = 1_000  # the template's largest ConsumerBatchSize
 EMPTY: dict[str, dict[str, Any]] = {  # a success with nothing in it
     "Query": {"Items": [], "Count": 0, "ScannedCount": 0},
