@@ -22,6 +22,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -66,11 +67,18 @@ def _pyflink_imports() -> Iterator[None]:
         yield
 
 
+def _quiet_interrupts(record: logging.LogRecord) -> bool:
+    """Drop py4j's "KeyboardInterrupt while sending command" traceback: on Ctrl-C (or SIGTERM, which the
+    CLI turns into one) the interrupt itself is reported and cleaned up by the caller, once."""
+    return not str(record.msg).startswith("KeyboardInterrupt while sending command")
+
+
 def _gateway() -> Any:
     """PyFlink's py4j gateway to its JVM, launched on first use."""
     with _pyflink_imports():
         from pyflink.java_gateway import get_gateway
 
+        logging.getLogger().addFilter(_quiet_interrupts)  # py4j logs it on the root logger; idempotent
         return get_gateway()
 
 
