@@ -1,0 +1,229 @@
+"""The dashboard's charts over the metrics tables: each one ``Query`` (never a ``Scan``), paginated.
+
+This is the one module that knows how metric items are laid out *for reading*. The layouts it reads
+(written by ``pipeline.plugins`` and the analytics job):
+
+==========================  ======================================================  ==========================
+chart                       the Query                                               items per day
+==========================  ======================================================  ==========================
+orders per hour             ``order_metrics``: ``metric_type = hourly_orders AND     at most 24
+                            begins_with(time_bucket, "YYYY-MM-DD#")``
+product views per hour      one product: ``product_metrics``: ``product_id = P AND   1 (its ``hour_00..23``)
+                            metric_date = D``; every product: index ``by-day``:
+                            ``metric_date = D``, each item's ``hour_HH`` summed      one per product viewed
+top products                index ``by-day``: ``metric_date = D``, descending        ``limit``
+                            ``view_count``, ``Limit``
+window results              ``window_metrics``: ``pk = <metric>[#<key>] AND          ``orders_1h`` 24,
+                            begins_with(sk, "YYYY-MM-DD")``                          ``top_products_1m`` 14,400
+==========================  ======================================================  ==========================
+
+Guarantees: every chart is one ``Query`` call per page of results (``LastEvaluatedKey`` followed to
+the end, or until ``limit`` rows), and :attr:`Chart.requests` says how many pages it took. Numbers
+are read as ``Decimal`` (money stays exact); counters are returned as ``int``. Reads are eventually
+consistent (the index cannot be read otherwise), so a chart may trail the last write by a moment.
+Watermark attributes (``_pos_<shard>``) are never returned. When a later layout splits an item
+(e.g. per-shard partial items), only this module changes: it sums them on read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, Final
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from pipeline.exceptions import ConfigurationError
+from pipeline.readapi.models import Chart, HourlyOrders, HourlyViews, TopProduct, WindowRow
+
+__all__ = ["BY_DAY_INDEX", "WINDOW_METRICS", "MetricsReader", "ReadTables"]
+
+BY_DAY_INDEX: Final = "by-day"
+"""``product_metrics``' index: ``metric_date`` (hash), ``view_count`` (range), the hours projected."""
+WINDOW_METRICS: Final = ("orders_1h", "top_products_1m", "product_views_1m", "product_trends_5m", "late_events_1h")
+"""The analytics job's metrics (``analytics/metrics.py``); the last three are keyed per product or type."""
+_HOURLY_ORDERS: Final = "hourly_orders"
+_WINDOW_KEYS: Final = frozenset({"pk", "sk", "metric", "window_start", "window_end"})
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTables:
+    """Physical names of the tables the charts read."""
+
+    order_metrics: str
+    product_metrics: str
+    window_metrics: str
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, str]) -> ReadTables:
+        """From the stack's outputs (``OrderMetricsTable``, ...); raises ConfigurationError naming what is missing."""
+        names = ("OrderMetricsTable", "ProductMetricsTable", "WindowMetricsTable")
+        missing = [name for name in names if not outputs.get(name)]
+        if missing:
+            raise ConfigurationError(f"the stack's outputs lack {', '.join(missing)}: deploy template.yaml again")
+        return cls(*(str(outputs[name]) for name in names))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReadTables:
+        """From ``ORDER_METRICS_TABLE``, ``PRODUCT_METRICS_TABLE``, ``WINDOW_METRICS_TABLE``."""
+        env = os.environ if environ is None else environ
+        names = ("ORDER_METRICS_TABLE", "PRODUCT_METRICS_TABLE", "WINDOW_METRICS_TABLE")
+        missing = [name for name in names if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)} (run 'pipeline up')")
+        return cls(*(env[name] for name in names))
+
+
+class MetricsReader:
+    """The charts of one deployment. ``dynamodb`` is a low-level boto3 client; thread-safe as boto3's clients are."""
+
+    def __init__(self, dynamodb: Any, tables: ReadTables) -> None:
+        self._dynamodb = dynamodb
+        self._tables = tables
+
+    def orders_per_hour(self, day: date) -> Chart[HourlyOrders]:
+        """Orders, revenue, items and completions per UTC hour of ``day``: 24 rows, zeros where none."""
+        items, pages = self._query(
+            TableName=self._tables.order_metrics,
+            KeyConditionExpression="metric_type = :t AND begins_with(time_bucket, :d)",
+            ExpressionAttributeValues={":t": {"S": _HOURLY_ORDERS}, ":d": {"S": f"{day.isoformat()}#"}},
+        )
+        by_hour = {int(str(item["time_bucket"])[11:13]): item for item in items}
+        rows = tuple(_hourly_orders(_hour(day, h), by_hour.get(h, {})) for h in range(24))
+        return Chart("orders_per_hour", rows, pages, f"Query {self._tables.order_metrics} metric_type={_HOURLY_ORDERS}")
+
+    def product_views_per_hour(self, day: date, product_id: str | None = None) -> Chart[HourlyViews]:
+        """Views per UTC hour of ``day``: of ``product_id``, or of every product summed. 24 rows."""
+        if product_id is not None:
+            items, pages = self._query(
+                TableName=self._tables.product_metrics,
+                KeyConditionExpression="product_id = :p AND metric_date = :d",
+                ExpressionAttributeValues={":p": {"S": product_id}, ":d": {"S": day.isoformat()}},
+            )
+            source = f"Query {self._tables.product_metrics} product_id={product_id}"
+        else:
+            items, pages = self._by_day(day)
+            source = f"Query {self._tables.product_metrics} index {BY_DAY_INDEX}"
+        totals = [0] * 24
+        for item in items:
+            for h in range(24):
+                totals[h] += int(item.get(f"hour_{h:02d}", 0))
+        rows = tuple(HourlyViews(_hour(day, h), totals[h]) for h in range(24))
+        return Chart("product_views_per_hour", rows, pages, source)
+
+    def top_products(self, day: date, limit: int = 10) -> Chart[TopProduct]:
+        """The ``limit`` most viewed products of ``day``, most viewed first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        items, pages = self._by_day(day, limit=limit)
+        rows = tuple(
+            TopProduct(
+                rank=rank,
+                product_id=str(item["product_id"]),
+                views=int(item["view_count"]),
+                last_viewed=str(item["last_viewed"]) if "last_viewed" in item else None,
+            )
+            for rank, item in enumerate(items, start=1)
+        )
+        return Chart("top_products", rows, pages, f"Query {self._tables.product_metrics} index {BY_DAY_INDEX}")
+
+    def windows(self, day: date, metric: str = "orders_1h", key: str | None = None) -> Chart[WindowRow]:
+        """The analytics job's windows of ``metric`` starting on ``day`` (UTC), in window order.
+
+        ``key`` is the product id (``product_views_1m``, ``product_trends_5m``) or event type
+        (``late_events_1h``) those metrics are keyed by; ``orders_1h`` and ``top_products_1m`` have none.
+        """
+        if metric not in WINDOW_METRICS:
+            raise ValueError(f"unknown window metric {metric!r}; one of {', '.join(WINDOW_METRICS)}")
+        pk = metric if key is None else f"{metric}#{key}"
+        items, pages = self._query(
+            TableName=self._tables.window_metrics,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :d)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":d": {"S": day.isoformat()}},
+        )
+        rows = tuple(
+            WindowRow(
+                metric=str(item.get("metric", metric)),
+                key=str(item["sk"]),
+                window_start=_parse_stamp(str(item["window_start"])),
+                window_end=_parse_stamp(str(item["window_end"])),
+                values={name: _plain(value) for name, value in item.items() if name not in _WINDOW_KEYS},
+            )
+            for item in items
+        )
+        return Chart(f"windows_{metric}", rows, pages, f"Query {self._tables.window_metrics} pk={pk}")
+
+    # ------------------------------------------------------------------ reading
+
+    def _by_day(self, day: date, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        return self._query(
+            TableName=self._tables.product_metrics,
+            IndexName=BY_DAY_INDEX,
+            KeyConditionExpression="metric_date = :d",
+            ExpressionAttributeValues={":d": {"S": day.isoformat()}},
+            ScanIndexForward=False,
+            limit=limit,
+        )
+
+    def _query(self, limit: int | None = None, **params: Any) -> tuple[list[dict[str, Any]], int]:
+        """Every item of one Query, page after page (at most ``limit`` items), and the number of pages."""
+        items: list[dict[str, Any]] = []
+        pages = 0
+        for page in self._pages(params, limit):
+            pages += 1
+            items.extend(_item(raw) for raw in page)
+        return items, pages
+
+    def _pages(self, params: dict[str, Any], limit: int | None) -> Iterator[list[dict[str, Any]]]:
+        start: dict[str, Any] | None = None
+        left = limit
+        while True:
+            call = dict(params)
+            if start is not None:
+                call["ExclusiveStartKey"] = start
+            if left is not None:
+                call["Limit"] = left
+            response = self._dynamodb.query(**call)
+            page = response.get("Items", [])
+            yield page
+            start = response.get("LastEvaluatedKey")
+            if left is not None:
+                left -= len(page)
+            if not start or (left is not None and left <= 0):
+                return
+
+
+def _item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in raw.items() if not name.startswith("_pos_")}
+
+
+def _hour(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+def _hourly_orders(hour: datetime, item: Mapping[str, Any]) -> HourlyOrders:
+    return HourlyOrders(
+        hour=hour,
+        orders=int(item.get("order_count", 0)),
+        revenue=Decimal(item.get("total_revenue", 0)),
+        items_sold=int(item.get("items_sold", 0)),
+        completed_orders=int(item.get("completed_orders", 0)),
+        completed_revenue=Decimal(item.get("completed_revenue", 0)),
+        cancelled_orders=int(item.get("cancelled_orders", 0)),
+    )
+
+
+def _plain(value: Any) -> str | int | Decimal:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else value
+    return str(value)
+
+
+def _parse_stamp(text: str) -> datetime:
+    """A window bound (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as aware UTC."""
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
+
