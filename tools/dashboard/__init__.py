@@ -1,0 +1,1 @@
+"""``pipeline dashboard``: the read API's charts on a local web page (server, page, vendored Chart.js)."""
