@@ -133,12 +133,27 @@ def collect(
 
 def chart_json(chart: Chart[Any]) -> dict[str, Any]:
     """A chart as JSON-ready data: rows as objects, ``Decimal`` as exact text, times as ISO 8601."""
+    rows = [dataclasses.asdict(row) for row in chart.rows]
     return {
         "name": chart.name,
         "source": chart.source,
         "requests": chart.requests,
-        "rows": [{k: _value(v) for k, v in dataclasses.asdict(row).items()} for row in chart.rows],
+        "rows": [{k: _value(v) for k, v in row.items()} for row in rows],
+        "totals": _totals(rows),
     }
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact sums of the rows' counters (``int``) and amounts (``Decimal``, as text); ranks and ages are not sums."""
+    if not rows:
+        return {}
+    totals: dict[str, Any] = {}
+    for name, first in rows[0].items():
+        if name in {"rank", "iterator_age_ms"} or isinstance(first, bool) or not isinstance(first, int | Decimal):
+            continue
+        total = sum((row[name] for row in rows), start=Decimal(0) if isinstance(first, Decimal) else 0)
+        totals[name] = str(total) if isinstance(total, Decimal) else total
+    return totals
 
 
 def _value(value: Any) -> Any:
