@@ -226,4 +226,3 @@ def _plain(value: Any) -> str | int | Decimal:
 def _parse_stamp(text: str) -> datetime:
     """A window bound (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) as aware UTC."""
     return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
-

@@ -106,5 +106,5 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         _log.debug("%s " + format, self.address_string(), *args)
