@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.settings import Settings, aws_client
 from tests.archive_cases import new_bucket
+from tests.live_stack import LiveStack
 from tests.tables import provisioned
 from tests.template_support import _DECODE, FUNCTION, TEMPLATE, _run
 from tests.writer_stores import Stores
@@ -61,3 +62,16 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # instead of in a copy of it, .venv included.
     _run(sam_command("build", "--build-in-source", "--template-file", str(TEMPLATE), "--build-dir", str(build_dir)))
     return build_dir / FUNCTION
+
+
+# ------------------------------------------------------- the live stack's readers (dashboard, metrics, Locust)
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """One ``pipeline up`` for every test of the stack's readers; ``pipeline down`` at the end."""
+    stack = LiveStack(tmp_path_factory.mktemp("live-readers"), "readers")
+    try:
+        yield stack
+    finally:
+        stack.down()

@@ -1,0 +1,131 @@
+"""The read API's contract with DynamoDB, on a real botocore client with its Stubber: each chart is
+one ``Query`` per page (``LastEvaluatedKey`` followed), never a ``Scan``; money stays ``Decimal``;
+watermarks never leak; ``limit`` stops the paging. And the dashboard's vendored Chart.js is the
+recorded file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from pipeline.readapi.tables import BY_DAY_INDEX, MetricsReader, ReadTables
+from tools.dashboard.server import STATIC
+from tools.dashboard.source import chart_json
+
+DAY = date(2026, 11, 24)
+TABLES = ReadTables("orders-t", "products-t", "windows-t")
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",  # noqa: S106
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _hour_item(hour: int, orders: int, revenue: str) -> dict[str, Any]:
+    return {
+        "metric_type": {"S": "hourly_orders"},
+        "time_bucket": {"S": f"2026-11-24#{hour:02d}"},
+        "order_count": {"N": str(orders)},
+        "total_revenue": {"N": revenue},
+        "_pos_shardId-000000000000": {"S": "0001.000000.0000000"},
+    }
+
+
+def test_orders_per_hour_follows_every_page_and_keeps_money_exact(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN a Query answered in two pages
+    client, stubber = stubbed
+    expected = {
+        "TableName": "orders-t",
+        "KeyConditionExpression": "metric_type = :t AND begins_with(time_bucket, :d)",
+        "ExpressionAttributeValues": {":t": {"S": "hourly_orders"}, ":d": {"S": "2026-11-24#"}},
+    }
+    last = {"metric_type": {"S": "hourly_orders"}, "time_bucket": {"S": "2026-11-24#06"}}
+    stubber.add_response("query", {"Items": [_hour_item(6, 2, "0.1")], "LastEvaluatedKey": last}, expected)
+    stubber.add_response("query", {"Items": [_hour_item(7, 1, "0.2")]}, {**expected, "ExclusiveStartKey": last})
+    # WHEN the chart is read
+    chart = MetricsReader(client, TABLES).orders_per_hour(DAY)
+    # THEN two Query calls (the stubber holds no other), 24 hours, exact Decimal sums, no watermark
+    assert chart.requests == 2 and len(chart.rows) == 24
+    assert chart.rows[6].hour == datetime(2026, 11, 24, 6, tzinfo=UTC)
+    assert [(r.orders, r.revenue) for r in chart.rows[5:8]] == [(0, 0), (2, Decimal("0.1")), (1, Decimal("0.2"))]
+    assert sum(r.revenue for r in chart.rows) == Decimal("0.3")
+    assert chart_json(chart)["totals"]["revenue"] == "0.3"
+
+
+def test_top_products_asks_the_index_in_descending_order_and_stops_at_the_limit(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    base = {
+        "TableName": "products-t",
+        "IndexName": BY_DAY_INDEX,
+        "KeyConditionExpression": "metric_date = :d",
+        "ExpressionAttributeValues": {":d": {"S": "2026-11-24"}},
+        "ScanIndexForward": False,
+    }
+
+    def item(product: str, views: int) -> dict[str, Any]:
+        return {"product_id": {"S": product}, "metric_date": {"S": "2026-11-24"}, "view_count": {"N": str(views)}}
+
+    last = {"product_id": {"S": "p-2"}, "metric_date": {"S": "2026-11-24"}, "view_count": {"N": "5"}}
+    # GIVEN an index that returns fewer items than asked on its first page (1 MB pages)
+    stubber.add_response(
+        "query", {"Items": [item("p-1", 9), item("p-2", 5)], "LastEvaluatedKey": last}, {**base, "Limit": 3}
+    )
+    stubber.add_response(
+        "query",
+        {"Items": [item("p-3", 4)], "LastEvaluatedKey": {**last, "product_id": {"S": "p-3"}}},
+        {**base, "Limit": 1, "ExclusiveStartKey": last},
+    )
+    # WHEN the top 3 are read THEN it asks only for what is missing and stops there, ranks in order
+    chart = MetricsReader(client, TABLES).top_products(DAY, 3)
+    assert chart.requests == 2
+    assert [(r.rank, r.product_id, r.views) for r in chart.rows] == [(1, "p-1", 9), (2, "p-2", 5), (3, "p-3", 4)]
+
+
+def test_views_per_hour_sums_every_products_hours(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    items = [
+        {"product_id": {"S": "a"}, "metric_date": {"S": "2026-11-24"}, "view_count": {"N": "3"}, "hour_06": {"N": "3"}},
+        {
+            "product_id": {"S": "b"},
+            "metric_date": {"S": "2026-11-24"},
+            "view_count": {"N": "3"},
+            "hour_06": {"N": "1"},
+            "hour_23": {"N": "2"},
+        },
+    ]
+    stubber.add_response("query", {"Items": items})
+    chart = MetricsReader(client, TABLES).product_views_per_hour(DAY)
+    assert chart.requests == 1
+    assert {r.hour.hour: r.views for r in chart.rows if r.views} == {6: 4, 23: 2}
+
+
+def test_windows_refuses_an_unknown_metric_before_any_request(stubbed: tuple[Any, Stubber]) -> None:
+    client, _ = stubbed
+    with pytest.raises(ValueError, match="unknown window metric"):
+        MetricsReader(client, TABLES).windows(DAY, "orders_2h")
+
+
+def test_the_vendored_chart_js_is_the_recorded_file_and_the_page_loads_it_locally() -> None:
+    vendored = STATIC / "vendor" / "chart.js-4.6.1"
+    digest = hashlib.sha256((vendored / "chart.umd.min.js").read_bytes()).hexdigest()
+    assert digest == "87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2"
+    assert digest in (vendored / "VENDORED.md").read_text()
+    assert "MIT License" in (vendored / "LICENSE.md").read_text()
+    page = (STATIC / "index.html").read_text()
+    assert 'src="/static/vendor/chart.js-4.6.1/chart.umd.min.js"' in page
+    assert "http://" not in page and "https://" not in page
