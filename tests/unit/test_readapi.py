@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from pipeline.readapi.cloudwatch import CloudWatchReader
 from pipeline.readapi.tables import BY_DAY_INDEX, MetricsReader, ReadTables
 from tools.dashboard.server import STATIC
 from tools.dashboard.source import chart_json
@@ -129,3 +130,37 @@ def test_the_vendored_chart_js_is_the_recorded_file_and_the_page_loads_it_locall
     page = (STATIC / "index.html").read_text()
     assert 'src="/static/vendor/chart.js-4.6.1/chart.umd.min.js"' in page
     assert "http://" not in page and "https://" not in page
+
+
+def test_iterator_age_is_one_get_metric_data_of_the_consumers_maximum() -> None:
+    client = boto3.client(
+        "cloudwatch",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",  # noqa: S106
+    )
+    since, until = datetime(2026, 11, 24, 6, tzinfo=UTC), datetime(2026, 11, 24, 7, tzinfo=UTC)
+    query = {
+        "Id": "m",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/Lambda",
+                "MetricName": "IteratorAge",
+                "Dimensions": [{"Name": "FunctionName", "Value": "consumer-fn"}],
+            },
+            "Period": 60,
+            "Stat": "Maximum",
+        },
+        "ReturnData": True,
+    }
+    later, earlier = datetime(2026, 11, 24, 6, 2, tzinfo=UTC), datetime(2026, 11, 24, 6, 1, tzinfo=UTC)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_metric_data",
+            {"MetricDataResults": [{"Id": "m", "Timestamps": [later, earlier], "Values": [250.0, 1200.0]}]},
+            {"MetricDataQueries": [query], "StartTime": since, "EndTime": until},
+        )
+        chart = CloudWatchReader(client, "consumer-fn").iterator_age(since, until)
+        stubber.assert_no_pending_responses()
+    assert chart.requests == 1
+    assert [(p.at, p.iterator_age_ms) for p in chart.rows] == [(earlier, 1200), (later, 250)]

@@ -167,7 +167,8 @@ def _value(value: Any) -> Any:
 
 
 def _lag(source: Source, metrics: CloudWatchReader) -> dict[str, Any]:
-    """The local runtime's per-shard iterator age when it runs; CloudWatch's IteratorAge otherwise."""
+    """The local runtime's per-shard iterator age when it runs; CloudWatch's IteratorAge otherwise (none
+    without the consumer function's name: set CONSUMER_FUNCTION_NAME)."""
     if source.state_dir is not None:
         from tools.cli.live_status import runtime_status
 
@@ -185,5 +186,7 @@ def _lag(source: Source, metrics: CloudWatchReader) -> dict[str, Any]:
                 "rows": rows,
                 "runtime": {k: status.get(k) for k in ("state", "records", "events", "bad_rows", "function_errors")},
             }
+    if not source.consumer_function:
+        return {"name": "consumer_lag", "source": "unknown: no consumer function name", "requests": 0, "rows": []}
     until = datetime.now(UTC)
     return chart_json(metrics.iterator_age(until - timedelta(hours=1), until))
