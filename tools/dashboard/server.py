@@ -99,12 +99,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, "application/json", orjson.dumps(document))
 
     def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        """Answer; a browser that left (closed tab, reload) before the answer is not an error."""
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            _log.debug("%s left before the answer: %s", self.address_string(), exc)
 
     def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         _log.debug("%s " + format, self.address_string(), *args)
