@@ -40,6 +40,10 @@ COMMANDS: Final = {
     "load": ("tools.cli.load_cmd", "drive the stream at a target rate (synthetic) or replay the archive, with lag"),
     "archive": ("tools.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
     "analytics": ("tools.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
+    "plan": (
+        "tools.cli.plan_cmd",
+        "shards, event source settings, capacity units, hot keys and monthly cost for a rate, from measured figures",
+    ),
 }
 
 
