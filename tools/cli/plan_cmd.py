@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tools.cli.args import positive_int
 
 __all__ = ["configure", "parse_mix", "run"]
 
@@ -87,6 +90,17 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         action="store_true",
         help="also run the discrete-event simulation at 10, 100 and 1,000 shards and compare",
     )
+    parser.add_argument(
+        "--shards", type=positive_int, help="plan (and simulate) this many shards instead of sizing the stream"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="cap the event source mapping's BatchSize (records)")
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1000,
+        help="Lambda concurrency available to the consumer in the simulation (default 1000, the account default); "
+        "1 models the local live runtime, which runs one invocation at a time",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     parser.epilog = (
         "Figures are measured by 'pipeline bench consumer' and load/consumer_bench/plan_figures.py (see "
@@ -101,32 +115,31 @@ def run(args: argparse.Namespace) -> int:
     from tools.plan.inputs import DEFAULT_FIGURES, PlanInputError, load_figures, load_prices
     from tools.plan.planner import PlanRequest, plan
     from tools.plan.render import agreement, plan_json, render_plan, render_simulation
-    from tools.plan.simulate import simulate
+    from tools.plan.simulate import SimulationSettings, simulate
 
     try:
         figures = load_figures(args.figures or DEFAULT_FIGURES)
         prices = load_prices(overrides=args.prices)
         request = PlanRequest(
-            args.rate, args.format, args.event_bytes, args.mix, args.batching_window, args.utilization
+            args.rate,
+            args.format,
+            args.event_bytes,
+            args.mix,
+            args.batching_window,
+            args.utilization,
+            shards=args.shards,
+            batch_size=args.batch_size,
         )
         result = plan(request, figures)
         cost = monthly_cost(result, figures, prices)
         rows: list[dict[str, Any]] = []
+        settings = SimulationSettings(concurrency_limit=args.concurrency)
         if args.simulate:
-            for shards in (10, 100, 1_000):
-                scaled = plan(
-                    PlanRequest(
-                        args.rate * shards / result.shards,
-                        args.format,
-                        args.event_bytes,
-                        args.mix,
-                        args.batching_window,
-                        args.utilization,
-                    ),
-                    figures,
-                )
+            targets = [result.shards] if args.shards else [10, 100, 1_000]
+            for shards in targets:
+                scaled = plan(replace(request, rate=args.rate * shards / result.shards, shards=args.shards), figures)
                 print(f"pipeline plan: simulating {scaled.shards:,} shards", file=sys.stderr)
-                rows.append(agreement(scaled, simulate(scaled)))
+                rows.append(agreement(scaled, simulate(scaled, settings)))
     except PlanInputError as exc:
         print(f"pipeline plan: {exc}", file=sys.stderr)
         return 2

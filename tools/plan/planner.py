@@ -60,6 +60,10 @@ class PlanRequest:
     """Consumers sharing each shard's 2 MB/s of reads: the Lambda mapping, Firehose, Flink."""
     invocation_overhead_s: float = 0.03
     memory_mb: int = 512
+    shards: int | None = None
+    """Use this many shards (an existing stream) instead of sizing; the plan may then not keep up."""
+    batch_size: int | None = None
+    """Cap the event source mapping's BatchSize (records) below what 6 MB allows."""
 
     def __post_init__(self) -> None:
         if not self.rate > 0 or not math.isfinite(self.rate):
@@ -68,6 +72,8 @@ class PlanRequest:
             raise PlanInputError(f"utilization must be in (0, 1], not {self.utilization}")
         if self.event_bytes is not None and not self.event_bytes > 0:
             raise PlanInputError(f"event bytes must be positive, not {self.event_bytes}")
+        if (self.shards is not None and self.shards < 1) or (self.batch_size is not None and self.batch_size < 1):
+            raise PlanInputError("shards and batch size must be at least 1")
         if not 0 <= self.batching_window_s <= 300:
             raise PlanInputError(f"the batching window is 0 to 300 s, not {self.batching_window_s}")
         if self.mix is not None:
@@ -259,11 +265,28 @@ def plan(request: PlanRequest, figures: Figures) -> Plan:
     record_bytes = per_record * per_event
     records_per_s, bytes_per_s = request.rate / per_record, request.rate * per_event
     by = shards_needed(bytes_per_s, records_per_s, request.readers, request.utilization)
-    batch = _batch_records(record_bytes)
+    batch = min(_batch_records(record_bytes), request.batch_size or LAMBDA_MAX_BATCH_RECORDS)
     per_event_s = figures.project_wall_us * 1e-6
-    shards, state = _consumer_shards(request, max(by.values()), per_record, batch, per_event_s)
-    if shards > max(by.values()):
-        by["consumer time (measured)"] = shards
+    if request.shards is not None:
+        shards = request.shards
+        fixed = consumer_cycle(
+            request.rate / shards,
+            per_record,
+            batch,
+            request.batching_window_s,
+            request.invocation_overhead_s,
+            per_event_s,
+        )
+        if fixed is None:
+            raise PlanInputError(
+                f"{shards} shards cannot keep up with {request.rate:g} events/s at the measured time per event"
+            )
+        state = fixed
+        by["given"] = shards
+    else:
+        shards, state = _consumer_shards(request, max(by.values()), per_record, batch, per_event_s)
+        if shards > max(by.values()):
+            by["consumer time (measured)"] = shards
     point = figures.project_units_at(state.events_per_invocation)
     one_shard = point.write_units(mix)
     # The seed style: one JSON record per event, its own (blocking) time per event.
