@@ -39,7 +39,7 @@ def _figures(**formats: dict[str, float]) -> Figures:
         (point,),
         point,
         400.0,
-        100.0,
+        1000.0,
         5000.0,
         8000.0,
         {1: 1.0, 10: 1.0, 100: 1.6, 1000: 8.0},
@@ -106,13 +106,22 @@ def test_bad_requests_are_refused_with_a_reason() -> None:
         plan(PlanRequest(10, "kpl"), _figures())
 
 
-def test_monthly_cost_is_decimal_and_the_seed_style_pays_more_for_dynamodb() -> None:
-    figures = load_figures()
+def test_monthly_cost_is_decimal_and_prices_the_units_the_plan_needs() -> None:
+    figures, prices = load_figures(), load_prices()
     p = plan(PlanRequest(10_000), figures)
-    cost = monthly_cost(p, figures, load_prices())
+    cost = monthly_cost(p, figures, prices)
     assert all(isinstance(v, Decimal) for v in (*cost.project.values(), *cost.seed.values()))
-    assert cost.seed["DynamoDB"] > cost.project["DynamoDB"] > 0
     assert cost.project_total == sum(cost.project.values())
+    # DynamoDB is write units and read units at the on-demand prices, over a 730-hour month
+    month = Decimal(730 * 3600)
+    wu, ru = Decimal(repr(10_000 * p.write_units_per_event)), Decimal(repr(10_000 * p.read_units_per_event))
+    expected = (wu * month / 10**6) * prices["dynamodb_write_request_units_million"] + (
+        ru * month / 10**6
+    ) * prices["dynamodb_read_request_units_million"]
+    assert cost.project["DynamoDB"] == pytest.approx(expected, abs=Decimal("0.02"))
+    # AND at one shard's units (per-shard partials) the project writes fewer units than the seed style
+    assert p.write_units_per_event_one_shard < p.seed_write_units_per_event
+    assert cost.dynamodb_one_shard <= cost.project["DynamoDB"]
 
 
 def test_a_prices_file_overrides_only_its_keys(tmp_path: Path) -> None:
