@@ -115,9 +115,9 @@ def test_monthly_cost_is_decimal_and_prices_the_units_the_plan_needs() -> None:
     # DynamoDB is write units and read units at the on-demand prices, over a 730-hour month
     month = Decimal(730 * 3600)
     wu, ru = Decimal(repr(10_000 * p.write_units_per_event)), Decimal(repr(10_000 * p.read_units_per_event))
-    expected = (wu * month / 10**6) * prices["dynamodb_write_request_units_million"] + (
-        ru * month / 10**6
-    ) * prices["dynamodb_read_request_units_million"]
+    expected = (wu * month / 10**6) * prices["dynamodb_write_request_units_million"] + (ru * month / 10**6) * prices[
+        "dynamodb_read_request_units_million"
+    ]
     assert cost.project["DynamoDB"] == pytest.approx(expected, abs=Decimal("0.02"))
     # AND at one shard's units (per-shard partials) the project writes fewer units than the seed style
     assert p.write_units_per_event_one_shard < p.seed_write_units_per_event
