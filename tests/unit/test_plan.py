@@ -159,3 +159,20 @@ def test_cli_prints_a_plan_and_refuses_bad_arguments_in_one_line(capsys: pytest.
     assert main(["plan", "--rate", "10", "--prices", "/nonexistent.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read" in err[0]
+
+
+def test_a_drained_run_with_one_invocation_at_a_time_queues_behind_the_other_shards() -> None:
+    # GIVEN 4 shards of json records at 200 events/s, 4.47 ms per event, served one invocation at a time
+    # (the local live runtime) for a 60 s load run and its drain
+    request = PlanRequest(200, "json", shards=4, batch_size=1_000, per_event_us=4_470, invocation_overhead_s=0.225)
+    p = plan(request, load_figures())
+    alone = simulate(p, SimulationSettings(duration_s=60, warmup_s=0, drain=True))
+    shared = simulate(
+        p, SimulationSettings(duration_s=60, warmup_s=0, drain=True, concurrency_limit=1, throttle_backoff_s=0.05)
+    )
+    # THEN each shard alone keeps up (the planner's lag), sharing one runner makes the queue and the lag grow
+    assert alone.events_per_s == pytest.approx(200, rel=0.05)
+    assert alone.median_lag_s < 2 * p.consumer.mean_lag_s
+    assert shared.max_concurrency == 1 and shared.throttled_invocations > 0
+    assert shared.events_per_s < alone.events_per_s
+    assert shared.median_lag_s > 3 * alone.median_lag_s

@@ -101,6 +101,24 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         help="Lambda concurrency available to the consumer in the simulation (default 1000, the account default); "
         "1 models the local live runtime, which runs one invocation at a time",
     )
+    parser.add_argument(
+        "--throttle-backoff",
+        type=_rate,
+        default=1.0,
+        help="seconds before a throttled invocation is tried again, in the simulation (default 1)",
+    )
+    parser.add_argument(
+        "--per-event-us", type=_rate, help="the consumer's wall time per event in µs (default: the figures')"
+    )
+    parser.add_argument(
+        "--invocation-overhead-ms", type=_rate, default=30.0, help="fixed time per invocation in ms (default 30)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=_rate,
+        help="simulate a load run: arrivals for this long, then until every record is done (as 'pipeline load "
+        "synthetic --seconds'); default: 300 s of steady state after 60 s of warm-up",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     parser.epilog = (
         "Figures are measured by 'pipeline bench consumer' and load/consumer_bench/plan_figures.py (see "
@@ -127,13 +145,17 @@ def run(args: argparse.Namespace) -> int:
             args.mix,
             args.batching_window,
             args.utilization,
+            invocation_overhead_s=args.invocation_overhead_ms / 1000,
             shards=args.shards,
             batch_size=args.batch_size,
+            per_event_us=args.per_event_us,
         )
         result = plan(request, figures)
         cost = monthly_cost(result, figures, prices)
         rows: list[dict[str, Any]] = []
-        settings = SimulationSettings(concurrency_limit=args.concurrency)
+        settings = SimulationSettings(concurrency_limit=args.concurrency, throttle_backoff_s=args.throttle_backoff)
+        if args.seconds:
+            settings = replace(settings, duration_s=args.seconds, warmup_s=0.0, drain=True)
         if args.simulate:
             targets = [result.shards] if args.shards else [10, 100, 1_000]
             for shards in targets:

@@ -30,6 +30,7 @@ SECONDS_PER_MONTH: Final = 730 * 3600
 GB: Final = 1024**3
 SERVICES: Final = ("Kinesis", "Lambda", "DynamoDB", "Firehose", "S3", "Managed Flink", "CloudWatch")
 ASSUMPTIONS: Final = (
+    "one batching producer with linger 0.2 s (its default) fills the records",
     "transform Lambda 10 us/event",
     "Firehose: 4 partitions, 300 s / 128 MB buffers",
     "1.5 KB of logs per consumer invocation",

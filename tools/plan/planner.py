@@ -64,6 +64,11 @@ class PlanRequest:
     """Use this many shards (an existing stream) instead of sizing; the plan may then not keep up."""
     batch_size: int | None = None
     """Cap the event source mapping's BatchSize (records) below what 6 MB allows."""
+    per_event_us: float | None = None
+    """The consumer's wall time per event; None: the figures' (measured on the emulator)."""
+    linger_s: float = 0.2
+    """The producer's ``linger_seconds`` (its default): a batched record holds at most a shard's events of
+    that long."""
 
     def __post_init__(self) -> None:
         if not self.rate > 0 or not math.isfinite(self.rate):
@@ -72,6 +77,8 @@ class PlanRequest:
             raise PlanInputError(f"utilization must be in (0, 1], not {self.utilization}")
         if self.event_bytes is not None and not self.event_bytes > 0:
             raise PlanInputError(f"event bytes must be positive, not {self.event_bytes}")
+        if self.per_event_us is not None and not self.per_event_us > 0:
+            raise PlanInputError(f"the time per event must be positive, not {self.per_event_us}")
         if (self.shards is not None and self.shards < 1) or (self.batch_size is not None and self.batch_size < 1):
             raise PlanInputError("shards and batch size must be at least 1")
         if not 0 <= self.batching_window_s <= 300:
@@ -265,28 +272,29 @@ def plan(request: PlanRequest, figures: Figures) -> Plan:
     record_bytes = per_record * per_event
     records_per_s, bytes_per_s = request.rate / per_record, request.rate * per_event
     by = shards_needed(bytes_per_s, records_per_s, request.readers, request.utilization)
-    batch = min(_batch_records(record_bytes), request.batch_size or LAMBDA_MAX_BATCH_RECORDS)
-    per_event_s = figures.project_wall_us * 1e-6
-    if request.shards is not None:
-        shards = request.shards
-        fixed = consumer_cycle(
-            request.rate / shards,
-            per_record,
-            batch,
-            request.batching_window_s,
-            request.invocation_overhead_s,
-            per_event_s,
-        )
-        if fixed is None:
-            raise PlanInputError(
-                f"{shards} shards cannot keep up with {request.rate:g} events/s at the measured time per event"
-            )
-        state = fixed
-        by["given"] = shards
-    else:
-        shards, state = _consumer_shards(request, max(by.values()), per_record, batch, per_event_s)
+    per_event_s = (request.per_event_us or figures.project_wall_us) * 1e-6
+    shards = request.shards
+    if shards is None:
+        batch = min(_batch_records(record_bytes), request.batch_size or LAMBDA_MAX_BATCH_RECORDS)
+        shards, _ = _consumer_shards(request, max(by.values()), per_record, batch, per_event_s)
         if shards > max(by.values()):
             by["consumer time (measured)"] = shards
+    else:
+        by["given"] = shards
+    if per_record > 1:
+        # A batching producer sends each shard's events every linger_s at the latest: at low rates per
+        # shard its records are smaller than full ones.
+        per_record = max(1.0, min(per_record, request.rate / shards * request.linger_s))
+        record_bytes, records_per_s = per_record * per_event, request.rate / per_record
+    batch = min(_batch_records(record_bytes), request.batch_size or LAMBDA_MAX_BATCH_RECORDS)
+    fixed = consumer_cycle(
+        request.rate / shards, per_record, batch, request.batching_window_s, request.invocation_overhead_s, per_event_s
+    )
+    if fixed is None:
+        raise PlanInputError(
+            f"{shards} shards cannot keep up with {request.rate:g} events/s at the measured time per event"
+        )
+    state = fixed
     point = figures.project_units_at(state.events_per_invocation)
     one_shard = point.write_units(mix)
     # The seed style: one JSON record per event, its own (blocking) time per event.

@@ -37,6 +37,9 @@ class SimulationSettings:
     concurrency_limit: int = 1000
     throttle_backoff_s: float = 1.0
     seed: int = 1
+    drain: bool = False
+    """Stop arrivals at ``duration_s`` and run until every record is done, as a load run of that length
+    does (``pipeline load synthetic``); throughput is then events over the time to the last one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,25 +50,44 @@ class SimulationResult:
     dynamodb_retries: int
     iterator_age_s: float
     mean_lag_s: float
+    median_lag_s: float
+    """Per record, approximated by each invocation's mean lag weighted by its records."""
     events_per_s: float
     max_concurrency: int
 
 
 class _Shard:
-    __slots__ = ("busy", "next_index", "phase", "rate")
+    __slots__ = ("busy", "last", "next_index", "phase", "rate")
 
     def __init__(self, rate: float, phase: float) -> None:
         self.rate, self.phase = rate, phase
         self.next_index = 0
         self.busy = False
+        self.last: int | None = None
+        """With a drain, the number of records that ever arrive."""
 
     def arrival(self, index: int) -> float:
         return self.phase + index / self.rate
 
     def arrived_by(self, t: float) -> int:
         """Records with an arrival at or before ``t`` (indexes ``0 .. n-1``)."""
+        if self.last is not None:
+            return min(self.last, self._arrived_by(t))
+        return self._arrived_by(t)
+
+    def _arrived_by(self, t: float) -> int:
         # The tolerance makes a record count as arrived at its own arrival time despite rounding.
         return 0 if t < self.phase else math.floor((t - self.phase) * self.rate + 1e-9) + 1
+
+
+def _median(lags: list[tuple[float, int]]) -> float:
+    total = sum(n for _, n in lags)
+    seen = 0
+    for lag, n in sorted(lags):
+        seen += n
+        if 2 * seen >= total:
+            return lag
+    return math.nan
 
 
 def _backoff(rng: Random, attempt: int) -> float:
@@ -91,8 +113,12 @@ class _Run:
             heapq.heappush(self.queue, (shard.arrival(0), 0, number, 0))
         self.running = self.max_running = self.invocations = self.throttled = self.retries = 0
         self.ages: list[float] = []
-        self.lag_sum = self.done_events = 0.0
+        self.lag_sum = self.done_events = self.end = 0.0
         self.lag_records = 0
+        self.lags: list[tuple[float, int]] = []
+        if settings.drain:
+            for shard in self.shards:
+                shard.last = shard._arrived_by(settings.duration_s)
 
     def done(self, t: float, number: int, records: int) -> None:
         shard = self.shards[number]
@@ -103,7 +129,9 @@ class _Run:
             mean_arrival = (shard.arrival(first) + shard.arrival(shard.next_index - 1)) / 2
             self.lag_sum += (t - mean_arrival) * records
             self.lag_records += records
+            self.lags.append((t - mean_arrival, records))
             self.done_events += records * self.per_record
+        self.end = max(self.end, t)
         heapq.heappush(self.queue, (t, 0, number, 0))
 
     def poll(self, t: float, number: int) -> None:
@@ -111,6 +139,8 @@ class _Run:
         if shard.busy:
             return
         waiting = shard.arrived_by(t) - shard.next_index
+        if waiting <= 0 and shard.last is not None and shard.next_index >= shard.last:
+            return  # drained: nothing more arrives
         if waiting <= 0:
             heapq.heappush(self.queue, (shard.arrival(shard.next_index), 0, number, 0))
             return
@@ -150,13 +180,13 @@ def simulate(plan: Plan, settings: SimulationSettings | None = None) -> Simulati
     run = _Run(plan, settings or SimulationSettings())
     while run.queue:
         t, kind, number, records = heapq.heappop(run.queue)
-        if t > run.s.duration_s:
+        if t > run.s.duration_s and not run.s.drain:
             break
         if kind == 1:
             run.done(t, number, records)
         else:
             run.poll(t, number)
-    measured = run.s.duration_s - run.s.warmup_s
+    measured = (run.end if run.s.drain else run.s.duration_s) - run.s.warmup_s
     return SimulationResult(
         plan.shards,
         run.invocations,
@@ -164,6 +194,7 @@ def simulate(plan: Plan, settings: SimulationSettings | None = None) -> Simulati
         run.retries,
         sum(run.ages) / len(run.ages) if run.ages else math.nan,
         run.lag_sum / run.lag_records if run.lag_records else math.nan,
+        _median(run.lags),
         run.done_events / measured,
         run.max_running,
     )
