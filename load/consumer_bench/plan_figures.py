@@ -22,11 +22,13 @@ then point :data:`tools.plan.inputs.DEFAULT_FIGURES` at the new file. What goes 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import orjson
@@ -180,20 +182,38 @@ def _timing(consumer: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Write the figures file; one line and exit 2 for a bad input file, 130 when interrupted (SIGINT or SIGTERM)."""
     parser = argparse.ArgumentParser(
-        prog="python -m load.consumer_bench.plan_figures", description=__doc__.split("\n")[0]
+        prog="python -m load.consumer_bench.plan_figures", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--events", type=int, default=200_000, help="reference events (default 200000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--consumer-json", type=Path, help="a 'pipeline bench consumer --json' output: times per event")
     parser.add_argument("--out", type=Path, required=True, help="the figures file to write")
     args = parser.parse_args(argv)
-    consumer = orjson.loads(args.consumer_json.read_bytes()) if args.consumer_json else None
-    document = figures_document(
-        args.events, args.seed, consumer, lambda m: print(f"plan figures: {m}", file=sys.stderr)
-    )
-    args.out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        consumer = orjson.loads(args.consumer_json.read_bytes()) if args.consumer_json else None
+        document = figures_document(
+            args.events, args.seed, consumer, lambda m: print(f"plan figures: {m}", file=sys.stderr)
+        )
+        args.out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    except KeyboardInterrupt:
+        print("plan figures: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"plan figures: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
+        print(
+            f"plan figures: --consumer-json is not a 'pipeline bench consumer --json' output: {exc!r}", file=sys.stderr
+        )
+        return 2
     print(f"plan figures: wrote {args.out}", file=sys.stderr)
     return 0
 

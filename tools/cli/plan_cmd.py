@@ -59,7 +59,7 @@ def parse_mix(text: str) -> dict[str, float]:
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--rate", type=_rate, required=True, help="steady events per second (e.g. 100000)")
     parser.add_argument(
-        "--event-bytes", type=_rate, help="JSON bytes of an average event (default: the reference workload's, ~326)"
+        "--event-bytes", type=_rate, help="JSON bytes of an average event (default: the reference workload's, ~304)"
     )
     parser.add_argument(
         "--mix",
@@ -84,7 +84,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         type=Path,
         help="a prices file (same layout as tools/plan/data/prices-*.json); its keys replace the defaults",
     )
-    parser.add_argument("--figures", type=Path, help="a figures file (default: the newest under tools/plan/data/)")
+    parser.add_argument(
+        "--figures", type=Path, help="a figures file (default: tools/plan/data/consumer-figures-v1-2026-12-01.json)"
+    )
     parser.add_argument(
         "--simulate",
         action="store_true",

@@ -93,9 +93,10 @@ def render_plan(plan: Plan, cost: CostTable, figures: Figures, prices: Prices) -
     lines = [
         f"pipeline plan: {r.rate:,.0f} events/s as {r.record_format} "
         f"({plan.events_per_record:,.0f} events/record, {plan.bytes_per_event:,.0f} B/event, "
-        f"{plan.records_per_s:,.1f} records/s, {plan.bytes_per_s / 2**20:,.2f} MiB/s)",
+        f"{plan.records_per_s:,.2f} records/s, {plan.bytes_per_s / 2**20:,.2f} MiB/s)",
         "",
-        f"Kinesis      {plan.shards:,} shards ({limits}); {cost.kinesis_mode} is cheaper at this load",
+        f"Kinesis      {plan.shards:,} shard{'' if plan.shards == 1 else 's'} ({limits}); "
+        f"{cost.kinesis_mode} is cheaper at this load",
         f"ESM          BatchSize {plan.batch_size:,}, MaximumBatchingWindowInSeconds {r.batching_window_s:g}, "
         f"ParallelizationFactor 1 (the watermarks need one batch per shard at a time), concurrency {plan.shards:,}",
         f"Consumer     {c.events_per_invocation:,.0f} events/invocation, {c.duration_s:.2f} s each, "
