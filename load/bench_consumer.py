@@ -4,6 +4,10 @@ One run, one emulator, one workload (``generate_events(events, seed)``), every e
 a json record (one event per record: the consumer's worst case), cut into Lambda batches of
 ``batch_size`` records:
 
+0. **Capacity units** (``load/consumer_bench/unit_report.py``): write and read units per event and per
+   table by DynamoDB's billing rules, metered in memory by the same write engine, for the project at
+   this batch size and at 10,000 records, for the densest format's largest invocations (6 MB), and for
+   the seed style, on the same events (``--units-events``, default ``--events``).
 1. **The project's consumer.** Fresh tables; the batches go one after another, as Lambda delivers one
    shard, through ``Consumer.handle`` of the consumer ``build_consumer`` builds (what
    ``consumers/kinesis_consumer.py`` runs: every plugin, ``DynamoMetricWriter``, the batch context
@@ -54,6 +58,7 @@ from load.consumer_bench.coldstart import cold_start
 from load.consumer_bench.figures import ConsumerBenchResult, Verification
 from load.consumer_bench.report import HELP, render_table
 from load.consumer_bench.runs import floor_run, project_run, seed_style_run, stream_of
+from load.consumer_bench.unit_report import measure_units
 from pipeline.events import Event
 from pipeline.exceptions import PipelineError
 from pipeline.metrics.tables import Resources
@@ -99,6 +104,7 @@ def run(
     *,
     endpoint_url: str | None = None,
     cold_start_rounds: int = 5,
+    units_events: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ConsumerBenchResult:
     """Measure everything the module docstring describes, in that order (the floor pass first).
@@ -120,6 +126,10 @@ def run(
     seed_batches = [stream[i : min(i + batch_size, seed_events)] for i in range(0, seed_events, batch_size)]
     note("floor: the same batches through the same processor on the in-memory store")
     floor = floor_run(batches, events)
+    units_workload = (
+        workload if not units_events or units_events == events else list(generate_events(units_events, seed))
+    )
+    units = measure_units(units_workload, batch_size, note)
     with emulator_settings(endpoint_url, note, "bench-consumer-") as (settings, _, pgid):
         resources = create_resources(settings)
         try:
@@ -149,6 +159,7 @@ def run(
         seed_style,
         cold,
         verification,
+        units,
     )
 
 
@@ -162,6 +173,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url", help="an emulator already running, e.g. http://127.0.0.1:4566 (default: start one)"
     )
+    parser.add_argument(
+        "--units-events",
+        type=positive_int,
+        help="reference events for the capacity-units cases (default: --events; 200000 fills 6 MB invocations)",
+    )
     add_output_options(parser, HELP)
 
 
@@ -172,7 +188,13 @@ def cli(args: argparse.Namespace) -> int:
     """Run with the parsed options and print; 1 if the verification or the run fails, 2 for bad options."""
     try:
         result = run(
-            args.events, args.seed, args.batch_size, args.seed_events, endpoint_url=args.endpoint_url, progress=_note
+            args.events,
+            args.seed,
+            args.batch_size,
+            args.seed_events,
+            endpoint_url=args.endpoint_url,
+            units_events=args.units_events,
+            progress=_note,
         )
     except ValueError as exc:
         print(f"pipeline bench consumer: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from load.common import Target
@@ -163,6 +163,8 @@ class ConsumerBenchResult:
     seed_style: RunFigures
     cold_start: ColdStartFigures
     verification: Verification
+    units: Mapping[str, Any] = field(default_factory=dict)
+    """Capacity units per event by case (:func:`load.consumer_bench.unit_report.measure_units`)."""
 
     @property
     def dedup(self) -> TableWrites:
@@ -235,4 +237,5 @@ class ConsumerBenchResult:
                 for key, t in self.targets.items()
             },
             "verification": {**asdict(self.verification), "passed": self.verification.passed},
+            "capacity_units": dict(self.units),
         }

@@ -13,6 +13,7 @@ from load.consumer_bench.figures import (
     ConsumerBenchResult,
     RunFigures,
 )
+from load.consumer_bench.unit_report import units_section
 from tools.local.emulator import MINISTACK_VERSION
 
 __all__ = ["HELP", "render_table"]
@@ -110,6 +111,7 @@ def render_table(result: ConsumerBenchResult) -> str:
         )
     else:
         lines += ["verification FAILED:", *(f"  {problem}" for problem in v.problems)]
+    lines += units_section(dict(result.units), p.per_event(p.calls.item_writes))
     return "\n".join(lines)
 
 

@@ -163,3 +163,21 @@ def test_cold_start_and_targets_are_reported(report: dict[str, Any]) -> None:
         assert isinstance(target["passed"], bool)
         assert _number(target["measured"])
         assert target["comparison"] in {"<=", ">="}
+
+
+def test_capacity_units_are_metered_on_the_writes_the_wire_saw(report: dict[str, Any]) -> None:
+    # GIVEN the capacity-units cases, metered in memory by the same write engine on the same events
+    units = report["capacity_units"]
+    ours = units[f"json, batch {BATCH_SIZE:,}"]
+    # THEN the metered pass makes exactly the item writes counted on the wire (no retries in this run)
+    assert ours["item_writes_per_event"] == pytest.approx(report["project"]["item_writes_per_event"], abs=1e-4)
+    # AND every write costs at least one unit; the dedup window's units are the wire's within one unit
+    # per batch (the metered pass uses Kinesis-length sequence numbers, so its item keys are longer)
+    for case in units.values():
+        assert case["write_units_per_event"] >= case["item_writes_per_event"] > 0
+        assert case["read_units_per_event"] >= 0
+    metered, wire = ours["write_units_per_event_by_table"]["event_dedup"], report["dedup"]["write_units_per_event"]
+    assert wire <= metered <= wire + 1 / BATCH_SIZE + 1e-9
+    # AND the seed style writes at least once per event that writes, in smaller invocations
+    assert units["seed style"]["events_per_invocation"] == 1
+    assert units["gzip-batch, 6 MB"]["events_per_invocation"] >= ours["events_per_invocation"]

@@ -42,6 +42,10 @@ COMMANDS: Final = {
     "analytics": ("tools.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
     "metrics": ("tools.cli.metrics_cmd", "the dashboard's charts: orders, views, top products, windows, bad rows, lag"),
     "dashboard": ("tools.cli.dashboard_cmd", "a local web page with the charts, refreshed while the stack runs"),
+    "plan": (
+        "tools.cli.plan_cmd",
+        "shards, event source settings, capacity units, hot keys and monthly cost for a rate, from measured figures",
+    ),
 }
 
 
