@@ -186,8 +186,9 @@ def deploy(
 ) -> StackInfo:
     """Create or update ``event-pipeline-<stage>`` from ``template`` (default :data:`DEFAULT_TEMPLATE`).
 
-    ``parameters`` override the template's defaults (``Stage`` is ``stage``); they are the whole
-    desired set, so a parameter given last time and not now returns to its default.
+    ``parameters`` override the template's defaults (``Stage`` is ``stage``; against an emulator
+    ``StoresMigrations`` is ``disabled`` unless given); they are the whole desired set, so a parameter
+    given last time and not now returns to its default.
     ``detach_event_sources`` (default: only against an emulator) deletes the consumer's event source
     mappings once the stack is complete. Raises :class:`StackError` (see the module docstring) and
     :class:`ConfigurationError` for a bad stage, a missing template or code directory.
@@ -201,6 +202,11 @@ def deploy(
     values = {key: str(value) for key, value in (parameters or {}).items()}
     if values.setdefault("Stage", stage) != stage:
         raise ConfigurationError(f"parameter Stage={values['Stage']!r} contradicts stage={stage!r}")
+    if settings.endpoint_url is not None:
+        # The emulator would invoke the migrations custom resource's function, which its Lambda cannot
+        # import (no dependencies are packaged): no answer, a stuck deploy. Locally the SQL store is a
+        # PostgreSQL server that 'pipeline up' migrates itself.
+        values.setdefault("StoresMigrations", "disabled")
     code = package_code(path.parent)
     s3: S3Client = aws_client("s3", settings)
     _ensure_bucket(s3, bucket, settings.region)
