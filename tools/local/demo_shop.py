@@ -34,7 +34,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -114,7 +114,8 @@ class ShopSummary:
     relayed: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {k: dict(v) if isinstance(v, Counter) else v for k, v in asdict(self).items()}
+        # Not asdict(): it rebuilds a Counter from its (key, count) pairs, counting the pairs.
+        return {f.name: dict(v) if isinstance(v := getattr(self, f.name), Counter) else v for f in fields(self)}
 
 
 class _Counted:
