@@ -14,12 +14,14 @@ Guarantees and failure behaviour:
 - A stack that ends in anything but ``CREATE_COMPLETE``/``UPDATE_COMPLETE`` raises :class:`StackError`
   naming each failed resource with its reason (from the stack events and, for pre-provisioning
   validation failures, from ``DescribeEvents``).
-- The emulator's event source mapping is deleted right after the stack completes, because it runs
-  the function itself without Lambda's partial-batch semantics (the local runtime drives the handler
-  instead). By default this happens only against an emulator (``settings.endpoint_url`` set): on real
-  AWS that mapping *is* the pipeline. An update that changes the template recreates the mapping, and
-  deploy deletes it again; in between it exists for milliseconds, and the emulator's Lambda cannot
-  import the packaged code anyway (no third-party dependencies are packaged).
+- The emulator's event source mappings of the consumer and of the store table's bridge are deleted
+  right after the stack completes, because it runs the functions itself without Lambda's partial-batch
+  semantics (the local runtime, or the demo's stream poller, drives the handlers instead; the bridge's
+  invocations would only fail to import, every few seconds, at a worker process each). By default
+  this happens only against an emulator (``settings.endpoint_url`` set): on real AWS those mappings
+  *are* the pipeline. An update that changes the template recreates them, and deploy deletes them
+  again; in between they exist for milliseconds, and the emulator's Lambda cannot import the packaged
+  code anyway (no third-party dependencies are packaged).
 
 What ministack 1.5.33 does with this template (observed): every resource reports ``CREATE_COMPLETE``
 in about 0.05 s (2 s for the first stack of an emulator: the SAM translator loads). Created: the KMS
@@ -80,6 +82,8 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _STAGE = re.compile(r"[a-z0-9-]{1,16}")  # the template's AllowedPattern; also keeps bucket names valid
 _TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline
 _FUNCTION_OUTPUT = "ConsumerFunctionName"
+_DRIVEN_LOCALLY = (_FUNCTION_OUTPUT, "OrderStreamBridgeFunctionName")
+"""Functions whose event source mappings the local runtime (or the demo's stream poller) drives instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +224,9 @@ def deploy(
     removed_streams: tuple[str, ...] = ()
     if detach_event_sources if detach_event_sources is not None else settings.endpoint_url is not None:
         outputs = cloudformation.outputs(stack)
-        function = outputs.get(_FUNCTION_OUTPUT)
-        if function:
-            removed = _detach(aws_client("lambda", settings), function)
+        lam = aws_client("lambda", settings)
+        for function in filter(None, (outputs.get(output) for output in _DRIVEN_LOCALLY)):
+            removed += _detach(lam, function)
         # The emulator's Firehose pushes every PutRecords through the transform, synchronously, one
         # object per record (the code zip has no dependencies, so the transform fails to import and
         # every record lands under errors/). The local archive path (tools.local.firehose)
