@@ -1,19 +1,27 @@
 """The live stack's PostgreSQL: ``pipeline up`` starts it detached and migrated, prints how to reach it,
-``status`` shows it, ``down`` stops it from any directory; an interrupted start leaves nothing behind."""
+``status`` shows it, ``down`` stops it from any directory; an interrupted start leaves nothing behind.
+While ``up`` runs, orders placed in either store reach the metrics by change data capture."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
 
+from pipeline.settings import Settings, aws_client
+from pipeline.stores.models import OrderLine
+from pipeline.stores.single_table import SingleTableRepository
 from pipeline.stores.sql.backend import SqlBackend
 from pipeline.stores.sql.migrate import load_migrations
+from pipeline.stores.sql.postgres import PostgresBackend
+from pipeline.stores.sql.repository import AuroraRepository
 from tools.local import postgres_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,11 +60,34 @@ def _tables(conninfo: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def _place_orders(exports: dict[str, str]) -> set[str]:
+    """One order in the stack's single table, one in the SQL store; their ids."""
+    settings = Settings(endpoint_url=exports["PIPELINE_ENDPOINT_URL"])
+    table = SingleTableRepository(aws_client("dynamodb", settings), exports["STORE_TABLE"])
+    backend = PostgresBackend(exports["STORES_POSTGRES_CONNINFO"])
+    sql = AuroraRepository(backend)
+    ids = set()
+    try:
+        for store, create in ((table, table.create_order), (sql, sql.create_order_with_items)):
+            store.create_user("buyer@example.com", "Buyer", user_id="u-live")
+            store.create_product("Pen", "office", Decimal("1.50"), 10, product_id="pen")
+            ids.add(create("u-live", [OrderLine("pen", 2, Decimal("1.50"))]).order_id)
+    finally:
+        backend.close()
+    return ids
+
+
+def _counted_orders(exports: dict[str, str]) -> set[str]:
+    dynamodb = aws_client("dynamodb", Settings(endpoint_url=exports["PIPELINE_ENDPOINT_URL"]))
+    items = dynamodb.scan(TableName=exports["ORDER_CLAIMS_TABLE"], ConsistentRead=True)["Items"]
+    return {item["order_id"]["S"] for item in items if item["claim"]["S"] == "order"}
+
+
 @pytest.mark.emulator
 def test_up_starts_a_migrated_postgres_status_shows_it_and_down_stops_it_from_anywhere(tmp_path: Path) -> None:
-    # GIVEN 'pipeline up' (no runtime: this test is about PostgreSQL)
+    # GIVEN 'pipeline up'
     state_dir = tmp_path / "state"
-    up = _cli(state_dir, "up", "--no-runtime")
+    up = _cli(state_dir, "up")
     exports = dict(
         line.removeprefix("export ").split("=", 1) for line in up.stdout.decode().splitlines() if line.strip()
     )
@@ -68,6 +99,13 @@ def test_up_starts_a_migrated_postgres_status_shows_it_and_down_stops_it_from_an
     assert (exports["PGPORT"], exports["PGDATABASE"]) == (str(record.port), postgres_service.DATABASE)
     assert {"users", "orders", "outbox", "schema_migrations"} <= _tables(conninfo)
     assert b"PostgreSQL" in up.stderr and f"127.0.0.1:{record.port}".encode() in up.stderr
+    # AND an order placed in each store reaches the metrics by CDC, with no other command
+    exports = {k: v.strip("'") for k, v in exports.items()}
+    placed = _place_orders(exports)
+    deadline = time.monotonic() + 120
+    while _counted_orders(exports) != placed and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _counted_orders(exports) == placed
     # AND the server outlives the command that started it, and 'up' again reuses it
     assert _postgres_processes(record.root)
     again = _cli(state_dir, "up", "--no-runtime")

@@ -84,7 +84,11 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         help="every event through the producer as it is, orders included (the default for --input: a file's "
         "lines are sent as they are)",
     )
-    parser.add_argument("--keep", action="store_true", help="leave the stack (and a newly started emulator) running")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack (and a newly started emulator) running; the demo's PostgreSQL is stopped either way",
+    )
     parser.add_argument(
         "--windows",
         choices=["flink", "reference", "off"],

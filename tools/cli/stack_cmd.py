@@ -126,7 +126,7 @@ def _up(args: argparse.Namespace) -> int:
         _note("up", f"the emulator stays up (pid {emulator.pid}): fix and run 'pipeline up' again, or 'pipeline down'")
         return 1
     elapsed = time.monotonic() - deploying
-    postgres = _start_postgres(state_dir)
+    postgres = _start_postgres(state_dir, args.stage)
     exports = {"PIPELINE_ENDPOINT_URL": emulator.endpoint_url, STATE_DIR_VARIABLE: str(state_dir)}
     exports.update({_upper_snake(key): value for key, value in info.outputs.items()})
     exports.update(info.function_environment)
@@ -156,12 +156,12 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_postgres(state_dir: Path) -> Any:
+def _start_postgres(state_dir: Path, stage: str) -> Any:
     from tools.local import postgres_service
 
     started = time.monotonic()
     try:
-        record, reused = postgres_service.start_or_reuse(state_dir)
+        record, reused = postgres_service.start_or_reuse(state_dir, stage)
     except PipelineError as exc:
         _note("up", f"PostgreSQL not started ({exc}); the SQL store is not available locally")
         return None

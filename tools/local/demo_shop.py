@@ -32,7 +32,7 @@ import threading
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -129,16 +129,22 @@ class _Counted:
     def put_many(self, events: Iterable[Event]) -> None:
         batch = list(events)
         self._pending += batch
-        self.inner.put_many(batch)
+        self._counting(lambda: self.inner.put_many(batch), settles=False)  # may flush when its buffer is full
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        self._counting(self.inner.flush, settles=True)
+
+    def _counting(self, call: Callable[[], None], *, settles: bool) -> None:
+        """Run ``call``; when it settles the buffer (a flush, or a failed send), count what was delivered."""
         try:
-            self.inner.flush()
+            call()
         except DeliveryError as exc:
+            pending, self._pending = self._pending, []
             self.delivered += len(pending) - len(exc.undelivered)
             raise
-        self.delivered += len(pending)
+        if settles:
+            pending, self._pending = self._pending, []
+            self.delivered += len(pending)
 
 
 class DemoShop:

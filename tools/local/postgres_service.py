@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -79,6 +79,8 @@ class PostgresRecord:
     version: int
     started_at: str
     bindir: str
+    stage: str = "local"
+    """The stage whose ``up`` started the server: its live runtime relays the outbox (one relay per database)."""
 
     @property
     def conninfo(self) -> str:
@@ -152,7 +154,7 @@ def _pg_ctl(binaries_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_or_reuse(state_dir: Path) -> tuple[PostgresRecord, bool]:
+def start_or_reuse(state_dir: Path, stage: str = "local") -> tuple[PostgresRecord, bool]:
     """The state dir's server, started (initdb, migrated) unless a recorded one runs; ``(record, reused)``.
 
     Raises :class:`EmulatorError` when PostgreSQL cannot be found or installed, or does not start.
@@ -175,7 +177,7 @@ def start_or_reuse(state_dir: Path) -> tuple[PostgresRecord, bool]:
         root.mkdir()
     started = False
     try:
-        record = _start(binaries, root)
+        record = replace(_start(binaries, root), stage=stage)
         started = True
         backend = PostgresBackend(record.conninfo)
         try:
