@@ -197,7 +197,7 @@ class DemoRun:
     def _seed(self, shop: DemoShop, events: Sequence[Event], orders: int) -> dict[str, str]:
         self.note(f"seeding the stores for {orders:,} order events (SQL store: {shop.summary.sql})")
         segments = shop.seed(events)
-        self.note(f"seeded {shop.summary.users:,} users; the products follow, then the orders")
+        self.note(f"seeded {shop.summary.users:,} users and {shop.summary.products:,} products")
         return segments
 
     def _shop(self, settings: Settings, info: StackInfo, sql_store: DemoSqlStore) -> DemoShop:

@@ -3,11 +3,10 @@ change data capture that turns the committed orders into events on the stream.
 
 What the demo does with the order events of its input (generated or read):
 
-- every user of the input is created in the single table (the consumer reads user segments there)
-  and, when PostgreSQL runs, in the SQL store, before anything is published (:meth:`DemoShop.seed`);
-  every product an order names is created in both, at the price of its first order line, with
-  ``stock`` units in each store, before the first order (:meth:`DemoShop.place`, while the producer
-  already runs);
+- every user of an activity or an order of the input is created in the single table (the consumer
+  reads the segments of its activities' users there) and, when PostgreSQL runs, in the SQL store; every
+  product an order names is created in both, at the price of its first order line, with ``stock``
+  units in each store; all before anything is published (:meth:`DemoShop.seed`);
 - an order event of an order not seen yet, with an opening status (``created``, ``pending``,
   ``placed``), places the order: ``create_order`` on the single table or ``create_order_with_items`` on
   the SQL store, chosen by the order id (:func:`store_of`). The stores' clock is the event's time, so
@@ -39,7 +38,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from pipeline.events import Event, OrderData
+from pipeline.events import Event, EventType, OrderData
 from pipeline.exceptions import DeliveryError
 from pipeline.stores.cdc import StreamBridge
 from pipeline.stores.errors import (
@@ -70,6 +69,7 @@ SQL: Final = "sql"
 SEGMENTS: Final = ("standard", "premium", "new")
 OPENING_STATUSES: Final = frozenset({"created", "pending", "placed"})
 _EMAILS: Final = uuid.UUID("0c5d0b7e-3f1a-5c43-9d7e-6a1f2b8c4e90")
+_USERS_READ: Final = frozenset({EventType.USER_ACTIVITY, EventType.ORDER_EVENT})
 _SEED_THREADS: Final = 8  # the emulator serves concurrent requests faster than one at a time
 
 
@@ -182,28 +182,28 @@ class DemoShop:
     # ------------------------------------------------------------------ seeding
 
     def seed(self, events: Sequence[Event]) -> dict[str, str]:
-        """Create every user of ``events`` in each store; the users' segments (what the consumer will read
-        from the single table)."""
-        users = sorted({e.user_id for e in events if e.user_id})
+        """Create the users and products ``events`` need (see the module docstring) in each store; the
+        users' segments (what the consumer will read from the single table). Users of product views only
+        are not created: nothing reads them."""
+        users = sorted({e.user_id for e in events if e.user_id and e.event_type in _USERS_READ})
+        prices: dict[str, Decimal] = {}
+        for event in events:
+            if isinstance(event.data, OrderData):
+                for item in event.data.items:
+                    prices.setdefault(item.product_id, item.price)
         if events:
             for clock in self.clocks.values():
                 clock.now = min(e.timestamp for e in events)
         with ThreadPoolExecutor(_SEED_THREADS, thread_name_prefix="seed") as pool:
             try:
+                products = pool.map(self._seed_product, prices.items())  # queued with the users: one pool
                 created = [u for u, ok in zip(users, pool.map(self._seed_user, users), strict=True) if ok]
-            except BaseException:  # Ctrl-C or SIGTERM: the queued users are skipped, the pool ends at once
+                self.summary.products = sum(products)
+            except BaseException:  # Ctrl-C or SIGTERM: the queued entities are skipped, the pool ends at once
                 self.cancel()
                 raise
         self.summary.users = len(created)
         return {user: segment_of(user) for user in created}
-
-    def _seed_products(self, orders: Sequence[tuple[Event, OrderData]]) -> None:
-        prices: dict[str, Decimal] = {}
-        for _, data in orders:
-            for item in data.items:
-                prices.setdefault(item.product_id, item.price)
-        with ThreadPoolExecutor(_SEED_THREADS, thread_name_prefix="seed") as pool:
-            self.summary.products = sum(pool.map(self._seed_product, prices.items()))
 
     def cancel(self) -> None:
         """Make seeding and placing stop at the next entity (an interrupted demo); what is done stays done."""
@@ -239,14 +239,13 @@ class DemoShop:
     # ------------------------------------------------------------------ orders
 
     def place(self, events: Iterable[Event], *, pump_every: int = 50) -> None:
-        """Create the products the orders name, then apply the order events (others are ignored), each
-        store's in input order on a thread of its own that pumps its CDC path every ``pump_every`` events
-        and drains it at the end. Raises the first error of either thread after both ended."""
-        orders = [(event, event.data) for event in events if isinstance(event.data, OrderData)]
-        self._seed_products(orders)
+        """Apply the order events (others are ignored), each store's in input order on a thread of its own
+        that pumps its CDC path every ``pump_every`` events and drains it at the end. Raises the first
+        error of either thread after both ended."""
         by_store: dict[str, list[tuple[Event, OrderData]]] = {SINGLE_TABLE: [], SQL: []}
-        for event, data in orders:
-            by_store[store_of(data.order_id, sql=self.sql is not None)].append((event, data))
+        for event in events:
+            if isinstance(event.data, OrderData):
+                by_store[store_of(event.data.order_id, sql=self.sql is not None)].append((event, event.data))
         errors: list[Exception] = []
 
         def run(store: str) -> None:
