@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
 from pipeline.stores.errors import StoreUnavailableError
-from pipeline.stores.sql.backend import SqlBackend
+from pipeline.stores.sql.backend import SqlBackend, SqlTransaction
 from pipeline.stores.sql.data_api import DataApiBackend
 from pipeline.stores.sql.migrate import applied_migrations, load_migrations
 from pipeline.stores.sql.migrations_resource import MAX_BODY_BYTES, MigrationsResource, put_response
@@ -82,7 +83,8 @@ def test_create_migrates_an_empty_database_and_update_applies_nothing_more(
     standin: tuple[DataApiStandIn, str],
 ) -> None:
     server, database = standin
-    responses, calls = _Responses(), []
+    responses = _Responses()
+    calls: list[Mapping[str, Any]] = []
     resource = MigrationsResource(_factory(server, calls), send=responses)
     # WHEN CloudFormation creates the resource on an empty database
     created = resource.handle(_request("Create", server, database), _Context())
@@ -109,7 +111,8 @@ def test_create_migrates_an_empty_database_and_update_applies_nothing_more(
 
 def test_delete_answers_success_without_touching_the_database(standin: tuple[DataApiStandIn, str]) -> None:
     server, database = standin
-    responses, calls = _Responses(), []
+    responses = _Responses()
+    calls: list[Mapping[str, Any]] = []
     resource = MigrationsResource(_factory(server, calls), send=responses)
     answer = resource.handle(_request("Delete", server, database, PhysicalResourceId="old-id"), _Context())
     assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", "old-id")
@@ -155,7 +158,8 @@ def test_a_request_the_handler_cannot_serve_is_answered_failed(
         event.update(change)
     else:
         event["ResourceProperties"].update(change)
-    responses, calls = _Responses(), []
+    responses = _Responses()
+    calls: list[Mapping[str, Any]] = []
     answer = MigrationsResource(_factory(server, calls), send=responses).handle(event, _Context())
     assert answer["Status"] == "FAILED"
     assert reason in answer["Reason"]
@@ -173,6 +177,9 @@ class _Resuming:
 
     def batch_execute_statement(self, *args: Any, **kwargs: Any) -> None:
         self.inner.batch_execute_statement(*args, **kwargs)
+
+    def transaction(self) -> AbstractContextManager[SqlTransaction]:
+        return self.inner.transaction()
 
     def execute_transaction(self, work: Any) -> Any:
         if self.pauses:
