@@ -1,5 +1,5 @@
-# Builds the Lambda packages (the consumer, the archive's Firehose transform, and the entity stores'
-# change-data-capture functions, which also ship producers/: one recipe). `sam build` calls `make build-<LogicalId>` (e.g. `make build-ConsumerFunction`) with
+# Builds the Lambda packages (the consumer, the archive's Firehose transform, the entity stores'
+# change-data-capture functions, which also ship producers/, and the stores' migrations: one recipe). `sam build` calls `make build-<LogicalId>` (e.g. `make build-ConsumerFunction`) with
 # ARTIFACTS_DIR set (template.yaml: `Metadata: BuildMethod: makefile`), in a copy of the project or,
 # with `--build-in-source`, in the project itself; this recipe writes nothing outside ARTIFACTS_DIR.
 #
@@ -15,7 +15,8 @@ LAMBDA_PLATFORM ?= aarch64-manylinux2014
 LAMBDA_PYTHON ?= 3.12
 LAMBDA_CODE := pipeline consumers
 
-FUNCTIONS := ConsumerFunction FirehoseTransformFunction OrderStreamBridgeFunction OutboxRelayFunction
+FUNCTIONS := ConsumerFunction FirehoseTransformFunction OrderStreamBridgeFunction OutboxRelayFunction \
+	StoresMigrationsFunction
 
 .PHONY: $(addprefix build-,$(FUNCTIONS))
 

@@ -93,8 +93,34 @@ def test_faults_do_not_change_the_metrics(emulator: Settings, tmp_path: Path, fm
     assert sum(faults.values()) > 0
     assert summary["problems"] == []
     assert status == 0
-    assert summary["events_sent"] == 2500
+    assert summary["events_sent"] + summary["order_events_in"] == 2500
     assert summary["tables"]["order_metrics"]
+
+
+def test_generated_orders_go_through_the_stores_and_each_committed_order_is_counted_once(
+    emulator: Settings, tmp_path: Path
+) -> None:
+    # GIVEN a demo of generated events with little stock, so that some orders are refused
+    status, summary = _demo(emulator, tmp_path, "--events", "3000", "--stock", "3")
+    assert status == 0, summary["problems"]
+    shop, orders = summary["shop"], summary["orders"]
+    # THEN the users and products were seeded, orders went to both stores, and some were rejected for stock
+    assert shop["users"] > 0 and shop["products"] > 0
+    assert set(shop["placed"]) == {"single_table", "sql"}
+    assert shop["rejected"]["stock"] > 0
+    committed = sum(shop["committed"].values())
+    assert sum(shop["placed"].values()) == committed + sum(shop["rejected"].values())
+    # AND no order event of the input was published: the producer sent the rest, CDC the committed changes
+    generated = list(generate_events(3000, 1))
+    assert summary["order_events_in"] == sum(1 for e in generated if e.event_type.value == "order_event")
+    assert summary["events_sent"] == 3000 - summary["order_events_in"]
+    changes = committed + sum(shop["status_changes"].values())
+    assert shop["bridged"] + shop["relayed"] == changes == orders["order_events"]
+    # AND the metrics counted each committed order once, with its revenue, per day and per hour
+    assert orders["orders"] == orders["counted_daily"] == orders["counted_hourly"] == committed
+    assert orders["revenue"] == orders["revenue_daily"] == orders["revenue_hourly"]
+    assert orders["problems"] == []
+    assert summary["archive_events"] == summary["events_sent"] + changes
 
 
 def test_the_summary_carries_the_tables_for_other_programs(emulator: Settings, tmp_path: Path) -> None:
@@ -109,7 +135,7 @@ def test_the_summary_carries_the_windows_of_the_archive_verified_by_flink_where_
     emulator: Settings, tmp_path: Path
 ) -> None:
     # GIVEN a demo of 1,500 generated events with the windows on (the default: Flink where it can run)
-    status, summary = _demo(emulator, tmp_path, "--events", "1500", "--windows", "flink")
+    status, summary = _demo(emulator, tmp_path, "--events", "1500", "--windows", "flink", "--no-stores")
     assert status == 0, summary["problems"]
     windows = summary["windows"]
     # THEN its windows are the reference's over the same events, computed here independently

@@ -76,8 +76,10 @@ def test_tables_exist_with_the_key_schemas_the_plugins_write(emulator: Settings,
 def test_the_emulators_event_source_mapping_is_removed(emulator: Settings, stack: StackInfo) -> None:
     lam: LambdaClient = aws_client("lambda", emulator)
     function = stack.outputs["ConsumerFunctionName"]
-    assert len(stack.removed_mappings) == 1  # the emulator made one, from the function's Kinesis event
-    assert lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"] == []
+    # the emulator made two: the consumer's (Kinesis) and the store table bridge's (DynamoDB stream)
+    assert len(stack.removed_mappings) == 2
+    for name in (function, stack.outputs["OrderStreamBridgeFunctionName"]):
+        assert lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"] == []
     assert lam.get_function_configuration(FunctionName=function)["Handler"] == "consumers/kinesis_consumer.handler"
 
 

@@ -27,6 +27,7 @@ from tests.template_support import (
 # ---------------------------------------------------------------------------------------- the entity stores
 
 RELAY = "OutboxRelayFunction"
+MIGRATIONS = "StoresMigrationsFunction"
 _STORE_SERVICES = ("kinesis", "rds-data")
 _STORE_RESOURCE_TYPES = {
     "kinesis": "AWS::Kinesis::Stream",
@@ -93,7 +94,10 @@ def test_the_bridge_reads_the_table_stream_with_the_failure_contract_and_a_filte
     assert _environment(template, BRIDGE)[STREAM_ENV] == {"Ref": stream}
 
 
-@pytest.mark.parametrize("logical", [pytest.param(BRIDGE, id="bridge"), pytest.param(RELAY, id="relay")])
+@pytest.mark.parametrize(
+    "logical",
+    [pytest.param(BRIDGE, id="bridge"), pytest.param(RELAY, id="relay"), pytest.param(MIGRATIONS, id="migrations")],
+)
 def test_the_store_functions_may_do_what_their_code_does_and_nothing_else(
     template: dict[str, Any], logical: str
 ) -> None:
@@ -181,3 +185,33 @@ def test_sam_build_packages_the_store_functions_with_the_producer(
     assert (built / "producers" / "producer.py").is_file()
     assert (built / "pipeline" / "stores" / "sql" / "migrations" / "0001_initial.sql").is_file()
     assert not (built / "psycopg").exists(), "the Data API needs boto3 only"
+
+
+def test_a_deploy_migrates_the_cluster_the_relay_uses_through_the_migrations_custom_resource(
+    template: dict[str, Any],
+) -> None:
+    from pipeline.stores.sql.data_api import TARGET_ENV
+    from pipeline.stores.sql.migrate import load_migrations
+
+    # GIVEN the custom resource served by the migrations function
+    (logical,) = [name for name, r in template["Resources"].items() if r["Type"] == "Custom::StoresMigrations"]
+    resource = template["Resources"][logical]
+    props = resource["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": [MIGRATIONS, "Arn"]}
+    assert _function(template, MIGRATIONS)["Handler"] == "consumers/stores_migrations.handler"
+    # THEN it migrates the relay's cluster, secret and database, once the instance and secret exist
+    relay = _environment(template, RELAY)
+    assert props["ClusterArn"] == relay[TARGET_ENV["resource_arn"]]
+    assert props["SecretArn"] == relay[TARGET_ENV["secret_arn"]]
+    assert props["Database"] == relay[TARGET_ENV["database"]]
+    instance = next(iter(_resources_of_type(template, "AWS::RDS::DBInstance")))
+    assert instance in resource["DependsOn"]
+    # AND it names the newest migration the package ships: a new one changes it, so a deploy updates it
+    assert props["Migrations"] == load_migrations()[-1].version
+    # AND CloudFormation gives up on an unanswered request within minutes, not the default hour
+    assert 0 < int(props["ServiceTimeout"]) <= 3600
+    # AND the function and the resource exist unless the stack is deployed with migrations disabled (locally)
+    condition = template["Conditions"][resource["Condition"]]
+    assert template["Resources"][MIGRATIONS]["Condition"] == resource["Condition"]
+    assert condition == {"Fn::Equals": [{"Ref": "StoresMigrations"}, "enabled"]}
+    assert template["Parameters"]["StoresMigrations"]["Default"] == "enabled"

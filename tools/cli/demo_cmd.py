@@ -1,10 +1,14 @@
 """``pipeline demo``: the main job. The whole pipeline on the embedded stack, verified.
 
-Starts (or reuses) the emulator, deploys ``template.yaml`` into it as a fresh stack, publishes the
-events through the producer while the local event source drives the deployed consumer handler, and
-when the stream is drained verifies every metrics table against the oracle computed straight from
-the input. ``--fault-rate`` injects PutRecords partial failures and throttles on the producer,
-throttles on the consumer's DynamoDB calls, and handler crashes (before, during and after writes).
+Starts (or reuses) the emulator, deploys ``template.yaml`` into it as a fresh stack, seeds the
+input's users and ordered products in the entity stores (the single table; the SQL store on a
+throwaway PostgreSQL), publishes every event but the orders through the producer, places the orders
+through the stores (their events reach the stream only by change data capture: table stream ->
+bridge, outbox -> relay) while the local event source drives the deployed consumer handler, and when
+the stream is drained verifies every metrics table against the oracle computed from the published
+events and from what the stores committed. ``--fault-rate`` injects PutRecords partial failures and
+throttles on the producer, throttles on the consumer's DynamoDB calls, and handler crashes (before,
+during and after writes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pipeline.exceptions import DeliveryError, EventValidationError
 from tools.cli.args import endpoint_url, fraction, positive_int
 from tools.cli.io import Progress, open_input
 from tools.generate import generate_events
-from tools.local.demo_run import DemoRun, DemoSummary
+from tools.local.demo_run import DemoRun
+from tools.local.demo_summary import DemoSummary
 from tools.local.state import default_state_dir
 
 __all__ = ["configure", "run"]
@@ -54,7 +59,36 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         type=endpoint_url,
         help="use the emulator at this URL instead of starting (or reusing) the recorded one",
     )
-    parser.add_argument("--keep", action="store_true", help="leave the stack (and a newly started emulator) running")
+    parser.add_argument(
+        "--stock",
+        type=positive_int,
+        default=40,
+        help="units of each ordered product in each store at the start; orders beyond it are rejected "
+        "for stock (default 40)",
+    )
+    parser.add_argument(
+        "--no-sql", action="store_true", help="place every order in the single table (no PostgreSQL, no outbox)"
+    )
+    stores = parser.add_mutually_exclusive_group()
+    stores.add_argument(
+        "--stores",
+        dest="stores",
+        action="store_true",
+        default=None,
+        help="orders through the entity stores and CDC (the default for generated events)",
+    )
+    stores.add_argument(
+        "--no-stores",
+        dest="stores",
+        action="store_false",
+        help="every event through the producer as it is, orders included (the default for --input: a file's "
+        "lines are sent as they are)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack (and a newly started emulator) running; the demo's PostgreSQL is stopped either way",
+    )
     parser.add_argument(
         "--windows",
         choices=["flink", "reference", "off"],
@@ -67,6 +101,9 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         "--json", action="store_true", help="print the summary as JSON, with table contents and bad rows"
     )
     parser.epilog = (
+        "With generated events, users and ordered products are seeded in the entity stores and the orders are "
+        "placed through them: their events reach the stream only by change data capture, and the oracle for "
+        "orders is what the stores committed (--no-stores: every event through the producer). "
         "Exit status 0 when every metrics table equals the counts computed directly from the input, "
         "1 on any mismatch (tables, archive, bad rows, fulfilment, and the Flink windows against the "
         "reference). 'pipeline demo' with no arguments runs 10,000 generated events."
@@ -101,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         endpoint_url=args.endpoint_url,
         windows=args.windows,
+        stores=args.stores if args.stores is not None else not args.input,
+        stock=args.stock,
+        sql=not args.no_sql,
         note=_note,
     )
     progress = Progress("consume", unit="records")
@@ -124,7 +164,9 @@ def _note(message: str) -> None:
 
 def _print(s: DemoSummary) -> None:
     print(f"stack          {s.stack} on {s.endpoint} (format {s.record_format}, fault rate {s.fault_rate})")
-    print(f"events sent    {s.events_sent} valid + {s.malformed_sent} malformed lines")
+    to_stores = f"; {s.order_events_in} order events of the input went to the stores instead" if s.shop else ""
+    print(f"events sent    {s.events_sent} valid + {s.malformed_sent} malformed lines by the producer{to_stores}")
+    _print_stores(s)
     p = s.producer
     print(
         f"producer       {p['records']} records, {p['bytes']:,} bytes, {p['put_calls']} PutRecords calls, "
@@ -150,13 +192,38 @@ def _print(s: DemoSummary) -> None:
         if s.windows is not None and s.windows.verified:
             windows = "; Flink's windows equal the reference's"
         print(
-            f"verification   PASSED: {len(s.tables)} tables equal the counts computed from the input events; "
-            f"the archive holds exactly the valid events{windows}"
+            f"verification   PASSED: {len(s.tables)} tables equal the counts computed from the published events and "
+            f"the orders the stores committed (each counted once); the archive holds exactly those events{windows}"
         )
     else:
         print("verification   FAILED:")
         for line in s.problems:
             print(f"  {line}")
+
+
+def _print_stores(s: DemoSummary) -> None:
+    shop, orders = s.shop, s.orders
+    if shop is None:
+        return
+    print(f"stores         single table; SQL store: {shop.sql}")
+    print(f"seeded         {shop.users:,} users, {shop.products:,} products ({shop.stock} units each per store)")
+    placed, committed = sum(shop.placed.values()), sum(shop.committed.values())
+    by_store = ", ".join(f"{store} {n:,}" for store, n in sorted(shop.placed.items()))
+    rejected = ", ".join(f"{n:,} for {reason}" for reason, n in sorted(shop.rejected.items())) or "none"
+    print(f"orders         {placed:,} placed ({by_store}); {committed:,} committed; rejected: {rejected}")
+    changes = sum(shop.status_changes.values())
+    skipped = sum(shop.skipped.values())
+    print(f"               {changes:,} status changes committed; {skipped:,} order events skipped {dict(shop.skipped)}")
+    print(
+        f"CDC            table stream -> bridge: {shop.bridged:,} order events ({shop.bridge_invocations:,} "
+        f"invocations, {shop.bridge_redeliveries} re-deliveries); outbox -> relay: {shop.relayed:,} events"
+    )
+    if orders is not None:
+        print(
+            f"counted        {orders.counted_daily:,} orders in daily_orders, {orders.counted_hourly:,} in "
+            f"hourly_orders, revenue {orders.revenue_daily}; the stores committed {orders.orders:,} orders, "
+            f"revenue {orders.revenue}"
+        )
 
 
 def _print_windows(s: DemoSummary) -> None:

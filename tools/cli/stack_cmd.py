@@ -1,9 +1,11 @@
-"""``pipeline up | down | status``: the local stack (emulator + ``template.yaml`` + live runtime), long-lived.
+"""``pipeline up | down | status``: the local stack (emulator, ``template.yaml``, live runtime, PostgreSQL).
 
-``up`` starts (or reuses) the emulator recorded in the state dir, deploys the template into it and
+``up`` starts (or reuses) the emulator recorded in the state dir, deploys the template into it,
+starts (or reuses) the SQL store's PostgreSQL (:mod:`tools.local.postgres_service`, migrated) and
 starts the live runtime in the background (:mod:`tools.local.live`: the consumer's event source
 mapping and the archive's delivery stream, run continuously); ``down`` stops the runtime, deletes
-the stack and stops that emulator; ``status`` shows what is in it and what the runtime is doing.
+the stack, stops PostgreSQL and that emulator; ``status`` shows what is in it and what the runtime is
+doing.
 Everything lives in one state dir per user (:mod:`tools.local.state`), so any directory will do.
 """
 
@@ -33,24 +35,29 @@ _MAX_PAGES_PER_SHARD = 20  # GetRecords pages of 10,000: status stays cheap on a
 
 _EPILOGS = {
     "up": (
-        "Starts (or reuses) the emulator, deploys template.yaml into it, and starts the live runtime in the "
+        "Starts (or reuses) the emulator, deploys template.yaml into it, starts (or reuses) a PostgreSQL server "
+        "for the SQL store (127.0.0.1, a free port, migrated; where PostgreSQL cannot run, up says why and goes "
+        "on without it), and starts the live runtime in the "
         "background: it polls every shard continuously and runs the deployed consumer with the template's "
         "event-source settings (batch size, batching window, retries, bisect, on-failure queue), and the "
         "archive's delivery stream (buffered by size and time, written on its interval). Anything written to "
         "the stream then reaches the tables within seconds and the archive within the buffer interval. "
         "Prints 'export NAME=value' lines on stdout (the endpoint, the state dir, every stack output as "
-        'UPPER_SNAKE, the consumer\'s environment), so  eval "$(pipeline up)"  sets them in your shell; the '
+        "UPPER_SNAKE, the consumer's environment, STORES_POSTGRES_CONNINFO and libpq's PG* variables), so  "
+        'eval "$(pipeline up)"  sets them in your shell; the '
         "same and more is written to <state-dir>/stack-<stage>.json. Deploying again is an update (the "
         "runtime restarts) or a no-op. Everything keeps running until 'pipeline down'."
     ),
     "down": (
         "Stops the live runtime (SIGTERM: it writes the archive's buffers first), deletes the stack (emptying "
-        "its buckets) if the emulator recorded in the state dir is running, then stops that emulator and "
+        "its buckets) if the emulator recorded in the state dir is running, stops the state dir's PostgreSQL "
+        "(its data is removed), then stops that emulator and "
         "every runtime of the state dir (its state is in memory: everything in it is gone). Works from any "
         "directory; nothing running is fine."
     ),
     "status": (
-        "Shows the emulator (pid, endpoint, log), the stack status, the live runtime (per shard its lag, "
+        "Shows the emulator (pid, endpoint, log), PostgreSQL (port, pid, applied migrations), the stack status, "
+        "the live runtime (per shard its lag, "
         "invocations and errors; bad rows, archive lag; its log), per shard the records retained, item "
         "counts per table, queue depths and the bad-row objects. Exit status 1 when no emulator or no stack "
         "is there."
@@ -119,9 +126,11 @@ def _up(args: argparse.Namespace) -> int:
         _note("up", f"the emulator stays up (pid {emulator.pid}): fix and run 'pipeline up' again, or 'pipeline down'")
         return 1
     elapsed = time.monotonic() - deploying
+    postgres = _start_postgres(state_dir, args.stage)
     exports = {"PIPELINE_ENDPOINT_URL": emulator.endpoint_url, STATE_DIR_VARIABLE: str(state_dir)}
     exports.update({_upper_snake(key): value for key, value in info.outputs.items()})
     exports.update(info.function_environment)
+    exports.update(postgres.exports() if postgres else {})
     document = {
         "endpoint_url": emulator.endpoint_url,
         "region": settings.region,
@@ -147,6 +156,20 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_postgres(state_dir: Path, stage: str) -> Any:
+    from tools.local import postgres_service
+
+    started = time.monotonic()
+    try:
+        record, reused = postgres_service.start_or_reuse(state_dir, stage)
+    except PipelineError as exc:
+        _note("up", f"PostgreSQL not started ({exc}); the SQL store is not available locally")
+        return None
+    how = "reused" if reused else f"started and migrated in {time.monotonic() - started:.1f} s"
+    _note("up", f"PostgreSQL {record.version} on 127.0.0.1:{record.port} ({how}, pid {record.pid})")
+    return record
+
+
 def _start_runtime(state_dir: Path, stage: str, *, restart: bool, args: argparse.Namespace) -> dict[str, Any]:
     from tools.local.live_process import find_runtime, start_runtime, stop_runtime
 
@@ -163,6 +186,7 @@ def _start_runtime(state_dir: Path, stage: str, *, restart: bool, args: argparse
 
 
 def _down(args: argparse.Namespace) -> int:
+    from tools.local import postgres_service
     from tools.local.emulator import find_recorded
     from tools.local.live_process import stop_all_runtimes, stop_runtime
     from tools.local.stack import StackError, destroy, stack_name
@@ -171,6 +195,8 @@ def _down(args: argparse.Namespace) -> int:
     stopped = stop_runtime(state_dir, args.stage)
     if stopped is not None:
         _note("down", f"live runtime stopped (pid {stopped.pid}, log kept: {stopped.log})")
+    if not args.keep_emulator and (postgres := postgres_service.stop(state_dir)) is not None:
+        _note("down", f"PostgreSQL stopped (pid {postgres.pid}); its data directory is removed")
     emulator = find_recorded(state_dir)
     stack_file(state_dir, args.stage).unlink(missing_ok=True)
     if emulator is None:
@@ -216,6 +242,9 @@ def _status(args: argparse.Namespace) -> int:
         },
         "stack": {"name": stack_name(args.stage), "status": "DOES_NOT_EXIST"},
     }
+    from tools.local import postgres_service
+
+    report["postgres"] = postgres_service.describe(state_dir)
     settings = Settings.from_env().with_(endpoint_url=emulator.endpoint_url)
     info = describe(settings, args.stage)
     if info is not None:
@@ -306,6 +335,8 @@ def _objects(s3: Any, bucket: str, prefix: str) -> int:
 
 
 def _print_status(report: dict[str, Any]) -> None:
+    from tools.local.postgres_service import status_lines
+
     emulator, stack = report["emulator"], report["stack"]
     lines = [
         f"emulator  {emulator['endpoint_url']}  pid {emulator['pid']}  ministack {emulator['version']}"
@@ -313,6 +344,7 @@ def _print_status(report: dict[str, Any]) -> None:
         f"          log {emulator['log']}",
         f"stack     {stack['name']}  {stack['status']}",
     ]
+    lines[2:2] = status_lines(report.get("postgres", {}))
     if "runtime" in report:
         from tools.cli.live_status import runtime_lines
 

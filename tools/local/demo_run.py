@@ -1,9 +1,15 @@
 """One run of the whole pipeline on the embedded stack, with faults on demand and a verification.
 
+What goes where: every event but the orders is published by the producer, as a service would; the
+orders are placed through the entity stores (:mod:`tools.local.demo_shop`: the single table, and the
+SQL store on a throwaway PostgreSQL), and their events reach the stream only by change data capture
+(table stream -> bridge, outbox -> relay). The oracle for orders is what the stores committed, read
+back after the run (:mod:`tools.committed`), not the input.
+
 Guarantees: the run deploys a fresh stack (its own stage name) into the emulator, so tables hold
 only this run's data and the verification compares like with like; unless ``keep``, the stack is
-deleted and an emulator this run started is stopped, whatever happens. The environment variables
-set for the handler are restored afterwards.
+deleted, the PostgreSQL server stopped and an emulator this run started stopped, whatever happens.
+The environment variables set for the handler are restored afterwards.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from aws_lambda_powertools import Logger
 
@@ -30,99 +36,19 @@ from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
 from producers import Producer
 from tools.faults import FaultInjector
-from tools.local.demo_windows import WindowSummary, verify_windows
+from tools.local.demo_crashes import HandlerCrashes
+from tools.local.demo_shop import DemoShop
+from tools.local.demo_stores import DemoSqlStore, check_orders, order_events_of
+from tools.local.demo_summary import DemoSummary
+from tools.local.demo_windows import verify_windows
 from tools.local.emulator import start_or_reuse
 from tools.local.firehose import FirehoseSettings, LocalFirehose
 from tools.local.runtime import LocalEventSource
 from tools.local.stack import StackInfo, deploy, destroy
 from tools.oracle import expected_messages, expected_tables
-from tools.verify import Tables, bad_rows, differences, jsonable, numbers_as_decimal, scan_tables
+from tools.verify import bad_rows, differences, numbers_as_decimal, scan_tables
 
-__all__ = ["DemoRun", "DemoSummary"]
-
-
-@dataclass
-class DemoSummary:
-    endpoint: str
-    stack: str
-    record_format: str
-    fault_rate: float
-    events_sent: int = 0
-    malformed_sent: int = 0
-    producer: dict[str, int] = field(default_factory=dict)
-    records_consumed: int = 0
-    invocations: int = 0
-    function_errors: int = 0
-    partial_failures: int = 0
-    bisections: int = 0
-    discarded_batches: int = 0
-    dynamodb_requests: int = 0
-    bad_row_reasons: list[str] = field(default_factory=list)
-    bad_rows: list[dict[str, Any]] = field(default_factory=list)
-    fulfilment_messages: int = 0
-    archive_bucket: str = ""
-    archive_objects: int = 0
-    archive_events: int = 0
-    archive_error_objects: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    verified: bool = False
-    problems: list[str] = field(default_factory=list)
-    tables: Tables = field(default_factory=dict)
-    windows: WindowSummary | None = None
-    """The windowed analytics over the archive (``None`` when the demo skipped them)."""
-
-    @property
-    def dynamodb_requests_per_event(self) -> float:
-        return self.dynamodb_requests / max(self.events_sent, 1)
-
-    def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["tables"] = jsonable(self.tables)
-        out["dynamodb_requests_per_event"] = round(self.dynamodb_requests_per_event, 4)
-        out["item_counts"] = {table: len(items) for table, items in self.tables.items()}
-        return out
-
-
-class _Crashes:
-    """Handler crashes, each kind at ``rate / 3`` per invocation: before the handler runs, in the middle
-    of its writes (after a random number of write calls), and after its writes, before it answers."""
-
-    def __init__(self, rate: float, rng: random.Random) -> None:
-        self.rate = rate
-        self.rng = rng
-        self.counts = {"crash_before": 0, "crash_mid_flush": 0, "crash_after": 0}
-        self._calls_left: int | None = None
-
-    def _roll(self) -> bool:
-        return bool(self.rate) and self.rng.random() < self.rate / 3
-
-    def wrap(self, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
-        def crashing(event: dict[str, Any], context: Any) -> Any:
-            if self._roll():
-                self.counts["crash_before"] += 1
-                raise RuntimeError("injected crash before the handler ran")
-            self._calls_left = self.rng.randrange(4) if self._roll() else None
-            try:
-                response = handler(event, context)
-            finally:
-                self._calls_left = None
-            if self._roll():
-                self.counts["crash_after"] += 1
-                raise RuntimeError("injected crash after the writes, before answering")
-            return response
-
-        return crashing
-
-    def mid_flush(self, **_: Any) -> None:
-        """A botocore ``before-call`` hook on the writes: raises once when this invocation's count runs out."""
-        if self._calls_left is None:
-            return
-        if self._calls_left == 0:
-            self._calls_left = None
-            self.counts["crash_mid_flush"] += 1
-            raise RuntimeError("injected crash in the middle of a flush")
-        self._calls_left -= 1
+__all__ = ["DemoRun"]
 
 
 class DemoRun:
@@ -138,6 +64,9 @@ class DemoRun:
         keep: bool = False,
         endpoint_url: str | None = None,
         windows: str = "flink",
+        stores: bool = False,
+        stock: int = 40,
+        sql: bool = True,
         note: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.state_dir = state_dir
@@ -150,6 +79,12 @@ class DemoRun:
         """``"flink"`` (the job, verified against the reference, when Flink can run here),
         ``"reference"`` (the reference alone) or ``"off"``."""
         self.note = note
+        self.stores = stores
+        """Orders through the entity stores and CDC (``pipeline demo``); ``False``: every event through the
+        producer, no stores (the end-to-end benchmark's comparison with the seed style)."""
+        self.stock = stock
+        """Units of each ordered product in each store at the start: fewer make more orders fail for stock."""
+        self.sql = sql
 
     def run(
         self,
@@ -167,11 +102,17 @@ class DemoRun:
         settings = Settings(endpoint_url=endpoint)
         stage = f"demo{int(time.time() * 1000) % 10**10}"
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        sql_store: DemoSqlStore | None = None
         try:
             info = deploy(settings, stage=stage)
             summary = DemoSummary(endpoint, info.stack_name, self.record_format.value, self.fault_rate)
-            self._run(settings, info, events, malformed, summary, on_records)
+            sql_store = DemoSqlStore(enabled=self.sql and self.stores)
+            if sql_store.backend is None and self.sql and self.stores:
+                self.note(f"the SQL store is {sql_store.note}; orders go to the single table alone")
+            self._run(settings, info, events, malformed, summary, on_records, sql_store)
         finally:
+            if sql_store is not None:
+                sql_store.close()
             if not self.keep:
                 destroy(settings, stage, empty_buckets=True)
                 if emulator is not None and not emulator.reused:
@@ -187,33 +128,26 @@ class DemoRun:
         malformed: Sequence[bytes],
         summary: DemoSummary,
         on_records: Callable[[int], None],
+        sql_store: DemoSqlStore,
     ) -> None:
         stream = info.outputs["StreamName"]
+        others, orders = order_events_of(events) if self.stores else (list(events), [])
+        shop = self._shop(settings, info, sql_store) if self.stores else None
+        # Before anything is consumed: the consumer caches the segments it reads.
+        segments = self._seed(shop, events, len(orders)) if shop is not None else {}
         producer_kinesis = aws_client("kinesis", settings.with_(max_attempts=1))  # the producer owns retries
         faults = FaultInjector(seed=self.rng.randrange(2**32))
-        crashes = _Crashes(self.fault_rate, self.rng)
+        crashes = HandlerCrashes(self.fault_rate, self.rng)
         if self.fault_rate:
             faults.fail_put_records(producer_kinesis, self.fault_rate)
             faults.throttle(producer_kinesis, self.fault_rate / 2)
-        env = {**info.consumer_environment(), "PIPELINE_ENDPOINT_URL": settings.endpoint_url or ""}
-        env.update(POWERTOOLS_TRACE_DISABLED="true", AWS_REGION=settings.region)
         log_path = self.state_dir / f"consumer-{info.stack_name}.log"
         log_file = log_path.open("a")  # Lambda's CloudWatch log group, locally
-        logger = Logger(
-            service=env.get("POWERTOOLS_SERVICE_NAME"),
-            level=env.get("POWERTOOLS_LOG_LEVEL"),
-            logger_handler=logging.StreamHandler(log_file),
-        )
-        consumer = consumer_from_env(env, logger=logger)  # the code Lambda runs, built from the stack's environment
+        consumer = _consumer(settings, info, log_file)
         if consumer.clients is None:  # pragma: no cover - consumer_from_env always builds AWS clients
             raise RuntimeError("the consumer was built without AWS clients")
         dynamodb = consumer.clients.dynamodb
-        requests = [0]
-
-        def count(**_: Any) -> None:
-            requests[0] += 1
-
-        dynamodb.meta.events.register("before-send.dynamodb", count)
+        requests = _count_requests(dynamodb)
         if self.fault_rate:
             faults.throttle(dynamodb, self.fault_rate, operations=["BatchExecuteStatement", "BatchGetItem"])
             dynamodb.meta.events.register("before-call.dynamodb.BatchExecuteStatement", crashes.mid_flush)
@@ -221,9 +155,13 @@ class DemoRun:
         produced: dict[str, Any] = {}
         raw_kinesis = aws_client("kinesis", settings)
         sender = threading.Thread(
-            target=self._produce, args=(producer_kinesis, raw_kinesis, stream, events, malformed, produced)
+            target=self._produce, args=(producer_kinesis, raw_kinesis, stream, others, malformed, produced)
         )
+        placed: dict[str, Exception] = {}
+        placer = threading.Thread(target=_place, args=(shop, orders, placed), name="shop")
         sender.start()
+        if shop is not None:
+            placer.start()
         firehose = _local_firehose(settings, info)
         source = LocalEventSource(
             raw_kinesis,
@@ -237,24 +175,42 @@ class DemoRun:
             tap=firehose.put_records,  # the archive's delivery stream reads the same stream
         )
         try:
-            drained = source.drain(keep_going=sender.is_alive, on_batch=on_records)
+            drained = source.drain(keep_going=lambda: sender.is_alive() or placer.is_alive(), on_batch=on_records)
             firehose.flush()  # the delivery stream's buffers, at the end of the run
         finally:
             sender.join()
+            if shop is not None:
+                shop.cancel()  # a no-op after a complete run; after an interruption, the placer stops now
+                placer.join()
+                shop.close()
             log_file.close()
         faults.detach()
-        if "error" in produced:
-            raise produced["error"]
+        for failure in (produced.get("error"), placed.get("error")):
+            if failure is not None:
+                raise failure
         summary.producer = produced["stats"]
-        summary.events_sent, summary.malformed_sent = len(events), len(malformed)
-        summary.records_consumed = drained.records
-        summary.invocations = drained.total("invocations")
-        summary.function_errors = drained.total("function_errors")
-        summary.partial_failures = drained.total("partial_failures")
-        summary.bisections = drained.total("bisections")
-        summary.dynamodb_requests = requests[0]
-        summary.faults = {**asdict(faults.counts), **crashes.counts}
-        self._verify(settings, info, events, malformed, summary)
+        summary.events_sent, summary.malformed_sent = len(others), len(malformed)
+        summary.order_events_in, summary.shop = len(orders), shop.summary if shop else None
+        summary.record_drain(drained, requests[0], {**asdict(faults.counts), **crashes.counts})
+        self._verify(settings, info, others, malformed, summary, segments, sql_store)
+
+    def _seed(self, shop: DemoShop, events: Sequence[Event], orders: int) -> dict[str, str]:
+        self.note(f"seeding the stores for {orders:,} order events (SQL store: {shop.summary.sql})")
+        segments = shop.seed(events)
+        self.note(f"seeded {shop.summary.users:,} users and {shop.summary.products:,} products")
+        return segments
+
+    def _shop(self, settings: Settings, info: StackInfo, sql_store: DemoSqlStore) -> DemoShop:
+        return DemoShop(
+            aws_client("dynamodb", settings),
+            info.outputs["StoreTable"],
+            aws_client("dynamodbstreams", settings),
+            aws_client("kinesis", settings.with_(max_attempts=1)),  # the CDC producers own retries
+            info.outputs["StreamName"],
+            sql_store.backend,
+            stock=self.stock,
+            sql_note=sql_store.note,
+        )
 
     def _produce(
         self,
@@ -279,11 +235,27 @@ class DemoRun:
             out["error"] = exc
 
     def _verify(
-        self, settings: Settings, info: StackInfo, events: Sequence[Event], malformed: Sequence[bytes], s: DemoSummary
+        self,
+        settings: Settings,
+        info: StackInfo,
+        others: Sequence[Event],
+        malformed: Sequence[bytes],
+        s: DemoSummary,
+        segments: dict[str, str],
+        sql_store: DemoSqlStore,
     ) -> None:
+        """Everything against the oracle of ``others`` (the events published) and of the order changes
+        the stores committed (read back now)."""
         resources = info.resources()
-        s.tables = scan_tables(aws_client("dynamodb", settings), resources)
-        s.problems = differences(s.tables, numbers_as_decimal(expected_tables(events)))
+        dynamodb = aws_client("dynamodb", settings)
+        s.tables = scan_tables(dynamodb, resources)
+        events = list(others)
+        if s.shop is not None:
+            published = s.shop.bridged + s.shop.relayed
+            s.orders = check_orders(dynamodb, info.outputs["StoreTable"], sql_store.backend, s.tables, published)
+            events += s.orders.events
+        s.problems = differences(s.tables, numbers_as_decimal(expected_tables(events, user_segments=segments)))
+        s.problems += s.orders.problems if s.orders else []
         s.bad_rows = bad_rows(aws_client("s3", settings), resources.bad_rows_bucket, resources.bad_rows_prefix)
         s.bad_row_reasons = [str(r["reason"]) for r in s.bad_rows]
         if len(s.bad_rows) != len(malformed):
@@ -331,6 +303,18 @@ class DemoRun:
             s.problems.append("archive: malformed records were sent but nothing is under errors/")
 
 
+def _consumer(settings: Settings, info: StackInfo, log_file: TextIO) -> Any:
+    """The code Lambda runs, built from the stack's environment, logging to ``log_file``."""
+    env = {**info.consumer_environment(), "PIPELINE_ENDPOINT_URL": settings.endpoint_url or ""}
+    env.update(POWERTOOLS_TRACE_DISABLED="true", AWS_REGION=settings.region)
+    logger = Logger(
+        service=env.get("POWERTOOLS_SERVICE_NAME"),
+        level=env.get("POWERTOOLS_LOG_LEVEL"),
+        logger_handler=logging.StreamHandler(log_file),
+    )
+    return consumer_from_env(env, logger=logger)
+
+
 def _local_firehose(settings: Settings, info: StackInfo) -> LocalFirehose:
     """The archive's delivery stream as the template declares it, with the deployed transform's code."""
     s3 = aws_client("s3", settings)
@@ -359,3 +343,24 @@ def _put_all(kinesis: Any, stream: str, entries: list[dict[str, Any]]) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"{len(entries)} malformed lines could not be sent")
+
+
+def _count_requests(client: Any) -> list[int]:
+    """A one-element list counting the HTTP requests ``client`` sends from now on."""
+    requests = [0]
+
+    def count(**_: Any) -> None:
+        requests[0] += 1
+
+    client.meta.events.register(f"before-send.{client.meta.service_model.service_name}", count)
+    return requests
+
+
+def _place(shop: DemoShop | None, orders: Sequence[Event], out: dict[str, Exception]) -> None:
+    """The shop thread: place the orders, pump and drain both CDC paths; an error is kept for the caller."""
+    if shop is None:
+        return
+    try:
+        shop.place(orders)
+    except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+        out["error"] = exc

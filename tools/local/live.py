@@ -46,6 +46,7 @@ from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
 from pipeline.stream import StreamRecord
 from tools.local.firehose import FirehoseSettings, LocalFirehose
+from tools.local.live_cdc import LiveCdc
 from tools.local.runtime import LocalEventSource
 from tools.local.stack import StackInfo, describe
 from tools.local.state import stack_file
@@ -131,6 +132,7 @@ class LiveRuntime:
             region=settings.region,
         )
         self._handler = consumer.lambda_handler
+        self.cdc = LiveCdc(settings, info, state_dir)  # the store table's bridge, the outbox relay
         self.source = LocalEventSource(
             aws_client("kinesis", settings),
             self.stream,
@@ -167,6 +169,7 @@ class LiveRuntime:
         finally:
             self.write_status(state)
             self._consumer_log.close()
+            self.cdc.close()
         return 0 if state == "stopped" else 1
 
     def _invoke(self, event: dict[str, Any], context: Any) -> Any:
@@ -200,6 +203,7 @@ class LiveRuntime:
 
     def _tick(self) -> None:
         self._failures = 0
+        self.cdc.pump()
         try:
             self.firehose.flush(only_due=True)  # the buffer interval runs even when no record comes
         except TransientError as exc:

@@ -43,11 +43,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from pipeline.exceptions import EmulatorError
 
-__all__ = ["LocalPostgres", "PostgresBinaries", "find_binaries"]
+__all__ = [
+    "SERVER_SETTINGS",
+    "LocalPostgres",
+    "PostgresBinaries",
+    "find_binaries",
+    "free_local_port",
+    "init_cluster",
+    "install_with_apt",
+    "server_user",
+]
 
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _HOST = "127.0.0.1"
@@ -55,7 +64,7 @@ _SUPERUSER = "postgres"
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 15.0
 _POLL_INTERVAL = 0.05
-_SETTINGS = {
+SERVER_SETTINGS: Final = {
     "listen_addresses": _HOST,
     "fsync": "off",
     "synchronous_commit": "off",
@@ -115,7 +124,8 @@ def find_binaries() -> PostgresBinaries | None:
     return None
 
 
-def _apt_install() -> None:
+def install_with_apt() -> None:
+    """Debian's ``postgresql`` package (root and apt-get only); :class:`EmulatorError` otherwise."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise EmulatorError(
             "PostgreSQL is not installed and cannot be installed from here (needs root and apt-get): "
@@ -131,11 +141,56 @@ def _apt_install() -> None:
         raise EmulatorError(f"apt-get install postgresql failed: {result.stderr[-2000:]}")
 
 
-def _free_port() -> int:
+def free_local_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def server_user(os_user: str) -> tuple[int | None, int | None, list[int] | None]:
+    """``Popen``'s ``user``, ``group`` and ``extra_groups`` for a server process: ``os_user`` as root."""
+    if os.geteuid() != 0:
+        return None, None, None
+    try:
+        user = pwd.getpwnam(os_user)
+    except KeyError as exc:
+        raise EmulatorError(
+            f"running as root, PostgreSQL needs an unprivileged OS user; {os_user!r} does not exist "
+            "(Debian's postgresql package creates 'postgres')"
+        ) from exc
+    return user.pw_uid, user.pw_gid, []
+
+
+def init_cluster(binaries: PostgresBinaries, root: Path, password: str, os_user: str) -> Path:
+    """``initdb`` into ``root/data`` (superuser ``postgres`` with ``password``, scram-sha-256), with
+    ``root/socket`` and the log file ``root/postgres.log`` (returned); as root, owned by ``os_user``."""
+    (root / "socket").mkdir()
+    log = root / "postgres.log"
+    log.touch()
+    pwfile = root / "pwfile"
+    pwfile.write_text(password + "\n", encoding="utf-8")
+    uid, gid, groups = server_user(os_user)
+    if uid is not None and gid is not None:
+        for path in (root, root / "socket", log, pwfile):
+            os.chown(path, uid, grp.getgrgid(gid).gr_gid)
+    command = [str(binaries.initdb), "--pgdata", str(root / "data"), "--username", _SUPERUSER]
+    command += ["--pwfile", str(pwfile), "--auth", "scram-sha-256", "--encoding", "UTF8", "--no-locale", "--no-sync"]
+    result = subprocess.run(  # noqa: S603 - the installation's own initdb
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=root,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )
+    pwfile.unlink()
+    if result.returncode != 0:
+        raise EmulatorError(f"initdb failed ({result.returncode}): {(result.stderr or result.stdout)[-2000:]}")
+    return log
 
 
 class LocalPostgres:
@@ -197,7 +252,7 @@ class LocalPostgres:
             return self
         binaries = find_binaries()
         if binaries is None and self._install:
-            _apt_install()
+            install_with_apt()
             binaries = find_binaries()
         if binaries is None:
             raise EmulatorError(
@@ -247,71 +302,20 @@ class LocalPostgres:
             raise EmulatorError("the local PostgreSQL server is not running")
 
     def _server_user(self) -> tuple[int | None, int | None, list[int] | None]:
-        """``Popen``'s ``user``, ``group`` and ``extra_groups`` for a server process: the OS user as root."""
-        if os.geteuid() != 0:
-            return None, None, None
-        try:
-            user = pwd.getpwnam(self._os_user)
-        except KeyError as exc:
-            raise EmulatorError(
-                f"running as root, PostgreSQL needs an unprivileged OS user; {self._os_user!r} does not exist "
-                "(Debian's postgresql package creates 'postgres')"
-            ) from exc
-        return user.pw_uid, user.pw_gid, []
-
-    def _chown(self, path: Path) -> None:
-        if os.geteuid() == 0:
-            user = pwd.getpwnam(self._os_user)
-            os.chown(path, user.pw_uid, grp.getgrgid(user.pw_gid).gr_gid)
+        return server_user(self._os_user)
 
     def _init_cluster(self, binaries: PostgresBinaries) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="pipeline-postgres-"))
-        (self._root / "socket").mkdir()
-        self._log = self._root / "postgres.log"
-        self._log.touch()
-        pwfile = self._root / "pwfile"
-        pwfile.write_text(self._password + "\n", encoding="utf-8")
-        for path in (self._root, self._root / "socket", self._log, pwfile):
-            self._chown(path)
-        command = [
-            str(binaries.initdb),
-            "--pgdata",
-            str(self._root / "data"),
-            "--username",
-            _SUPERUSER,
-            "--pwfile",
-            str(pwfile),
-            "--auth",
-            "scram-sha-256",
-            "--encoding",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ]
-        uid, gid, groups = self._server_user()
-        result = subprocess.run(  # noqa: S603 - the installation's own initdb
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            cwd=self._root,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
-        )
-        pwfile.unlink()
-        if result.returncode != 0:
-            raise EmulatorError(f"initdb failed ({result.returncode}): {(result.stderr or result.stdout)[-2000:]}")
+        self._log = init_cluster(binaries, self._root, self._password, self._os_user)
 
     def _launch(self, binaries: PostgresBinaries) -> None:
         if self._root is None or self._log is None:
             raise EmulatorError("initdb has not run")
         for _attempt in range(3):  # the free port can be taken between the probe and the bind
-            self._port = _free_port()
+            self._port = free_local_port()
             command = [str(binaries.postgres), "-D", str(self._root / "data"), "-p", str(self._port)]
             command += ["-k", str(self._root / "socket")]
-            for name, value in _SETTINGS.items():
+            for name, value in SERVER_SETTINGS.items():
                 command += ["-c", f"{name}={value}"]
             uid, gid, groups = self._server_user()
             with self._log.open("ab") as log:

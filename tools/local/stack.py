@@ -14,12 +14,14 @@ Guarantees and failure behaviour:
 - A stack that ends in anything but ``CREATE_COMPLETE``/``UPDATE_COMPLETE`` raises :class:`StackError`
   naming each failed resource with its reason (from the stack events and, for pre-provisioning
   validation failures, from ``DescribeEvents``).
-- The emulator's event source mapping is deleted right after the stack completes, because it runs
-  the function itself without Lambda's partial-batch semantics (the local runtime drives the handler
-  instead). By default this happens only against an emulator (``settings.endpoint_url`` set): on real
-  AWS that mapping *is* the pipeline. An update that changes the template recreates the mapping, and
-  deploy deletes it again; in between it exists for milliseconds, and the emulator's Lambda cannot
-  import the packaged code anyway (no third-party dependencies are packaged).
+- The emulator's event source mappings of the consumer and of the store table's bridge are deleted
+  right after the stack completes, because it runs the functions itself without Lambda's partial-batch
+  semantics (the local runtime, or the demo's stream poller, drives the handlers instead; the bridge's
+  invocations would only fail to import, every few seconds, at a worker process each). By default
+  this happens only against an emulator (``settings.endpoint_url`` set): on real AWS those mappings
+  *are* the pipeline. An update that changes the template recreates them, and deploy deletes them
+  again; in between they exist for milliseconds, and the emulator's Lambda cannot import the packaged
+  code anyway (no third-party dependencies are packaged).
 
 What ministack 1.5.33 does with this template (observed): every resource reports ``CREATE_COMPLETE``
 in about 0.05 s (2 s for the first stack of an emulator: the SAM translator loads). Created: the KMS
@@ -80,6 +82,8 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 _STAGE = re.compile(r"[a-z0-9-]{1,16}")  # the template's AllowedPattern; also keeps bucket names valid
 _TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline
 _FUNCTION_OUTPUT = "ConsumerFunctionName"
+_DRIVEN_LOCALLY = (_FUNCTION_OUTPUT, "OrderStreamBridgeFunctionName")
+"""Functions whose event source mappings the local runtime (or the demo's stream poller) drives instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +190,9 @@ def deploy(
 ) -> StackInfo:
     """Create or update ``event-pipeline-<stage>`` from ``template`` (default :data:`DEFAULT_TEMPLATE`).
 
-    ``parameters`` override the template's defaults (``Stage`` is ``stage``); they are the whole
-    desired set, so a parameter given last time and not now returns to its default.
+    ``parameters`` override the template's defaults (``Stage`` is ``stage``; against an emulator
+    ``StoresMigrations`` is ``disabled`` unless given); they are the whole desired set, so a parameter
+    given last time and not now returns to its default.
     ``detach_event_sources`` (default: only against an emulator) deletes the consumer's event source
     mappings once the stack is complete. Raises :class:`StackError` (see the module docstring) and
     :class:`ConfigurationError` for a bad stage, a missing template or code directory.
@@ -201,6 +206,11 @@ def deploy(
     values = {key: str(value) for key, value in (parameters or {}).items()}
     if values.setdefault("Stage", stage) != stage:
         raise ConfigurationError(f"parameter Stage={values['Stage']!r} contradicts stage={stage!r}")
+    if settings.endpoint_url is not None:
+        # The emulator would invoke the migrations custom resource's function, which its Lambda cannot
+        # import (no dependencies are packaged): no answer, a stuck deploy. Locally the SQL store is a
+        # PostgreSQL server that 'pipeline up' migrates itself.
+        values.setdefault("StoresMigrations", "disabled")
     code = package_code(path.parent)
     s3: S3Client = aws_client("s3", settings)
     _ensure_bucket(s3, bucket, settings.region)
@@ -214,9 +224,9 @@ def deploy(
     removed_streams: tuple[str, ...] = ()
     if detach_event_sources if detach_event_sources is not None else settings.endpoint_url is not None:
         outputs = cloudformation.outputs(stack)
-        function = outputs.get(_FUNCTION_OUTPUT)
-        if function:
-            removed = _detach(aws_client("lambda", settings), function)
+        lam = aws_client("lambda", settings)
+        for function in filter(None, (outputs.get(output) for output in _DRIVEN_LOCALLY)):
+            removed += _detach(lam, function)
         # The emulator's Firehose pushes every PutRecords through the transform, synchronously, one
         # object per record (the code zip has no dependencies, so the transform fails to import and
         # every record lands under errors/). The local archive path (tools.local.firehose)
