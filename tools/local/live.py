@@ -22,6 +22,7 @@ tables right within the window). Not thread-safe; one process per stage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -45,6 +46,7 @@ from pipeline.exceptions import PipelineError, TransientError
 from pipeline.objectstore import S3ObjectWriter
 from pipeline.settings import Settings, aws_client
 from pipeline.stream import StreamRecord
+from tools.local.emf import EmfForwarder
 from tools.local.firehose import FirehoseSettings, LocalFirehose
 from tools.local.live_cdc import LiveCdc
 from tools.local.runtime import LocalEventSource
@@ -115,6 +117,8 @@ class LiveRuntime:
             logger_handler=logging.StreamHandler(self._consumer_log),
         )
         consumer = consumer_from_env(env, logger=handler_logger)
+        # The handler's stdout is its log; its EMF metric documents also reach the emulator's CloudWatch.
+        self._emf = EmfForwarder(self._consumer_log, aws_client("cloudwatch", settings))
         # Counting only: the proxy forwards every call to the processor the handler built.
         consumer.processor = cast("BatchProcessor", _TallyingProcessor(consumer.processor, self.tally))
         hints = FirehoseSettings.from_parameters(info.parameters)
@@ -166,6 +170,7 @@ class LiveRuntime:
                         break
                     self._stop.wait(1.0)
             self._flush_archive()
+            self._emf.send()  # the last invocations' metrics
         finally:
             self.write_status(state)
             self._consumer_log.close()
@@ -183,7 +188,8 @@ class LiveRuntime:
         self._busy = (shard, len(records), time.time())
         self.write_status("running")
         try:
-            return self._handler(event, context)
+            with contextlib.redirect_stdout(self._emf):
+                return self._handler(event, context)
         finally:
             self._busy = None
             if time.monotonic() - self._last_status >= _STATUS_EVERY_S:
@@ -204,6 +210,7 @@ class LiveRuntime:
     def _tick(self) -> None:
         self._failures = 0
         self.cdc.pump()
+        self._emf.send()  # AWS errors keep the data for the next round
         try:
             self.firehose.flush(only_due=True)  # the buffer interval runs even when no record comes
         except TransientError as exc:
