@@ -174,12 +174,19 @@ def subrecord_payloads(data: bytes) -> list[bytes]:
     """
     message = _parse(data)
     keys = len(message.partition_key_table)
-    hash_keys = len(message.explicit_hash_key_table)
-    out = []
-    for sub, record in enumerate(message.records):
-        if record.partition_key_index >= keys or record.explicit_hash_key_index >= max(hash_keys, 1):
-            raise DecodeError(f"KPL sub-record {sub} points outside the key tables", data)
-        out.append(record.data)
+    hash_keys = max(len(message.explicit_hash_key_table), 1)
+    records = message.records
+    # One comprehension, and no max() call per record: 0.84 against 0.99-1.33 us per user record for the
+    # loop it replaces (a 2,000-record aggregate, same process, best of 15). A protobuf-free walk of the
+    # bytes in Python measured 1.55 us against 0.73 for upb's parse plus this comprehension: upb is C.
+    out: list[bytes] = [
+        r.data for r in records if r.partition_key_index < keys and r.explicit_hash_key_index < hash_keys
+    ]
+    if len(out) != len(records):
+        sub = next(
+            i for i, r in enumerate(records) if r.partition_key_index >= keys or r.explicit_hash_key_index >= hash_keys
+        )
+        raise DecodeError(f"KPL sub-record {sub} points outside the key tables", data)
     return out
 
 

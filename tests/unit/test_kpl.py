@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.codecs import KPL_MAGIC, UserRecord, aggregate, deaggregate
-from pipeline.codecs.kpl import AggregateBuilder
+from pipeline.codecs.kpl import AggregateBuilder, subrecord_payloads
 from pipeline.exceptions import DecodeError
 
 pytestmark = pytest.mark.library  # the embeddable library: ./dev test also runs it on 3.11 and 3.13
@@ -66,6 +66,34 @@ def test_aggregate_round_trips_and_sizes_exactly(records: list[UserRecord]) -> N
     data = builder.build()
     assert len(data) == builder.size
     assert deaggregate(data) == records
+
+
+@given(st.lists(user_records, min_size=1, max_size=40))
+@settings(max_examples=200)
+def test_subrecord_payloads_are_the_user_records_data(records: list[UserRecord]) -> None:
+    # GIVEN any aggregate WHEN the consumer's fast path reads it THEN it gets each user record's data, in order
+    assert subrecord_payloads(aggregate(records)) == [r.data for r in records]
+
+
+def _signed(body: bytes) -> bytes:
+    return KPL_MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the format's checksum
+
+
+@pytest.mark.parametrize(
+    ("body", "sub"),
+    [
+        pytest.param(b"\x0a\x01k" + b"\x1a\x04\x08\x00\x1a\x00" + b"\x1a\x04\x08\x05\x1a\x00", 1, id="key-index"),
+        pytest.param(b"\x0a\x01k" + b"\x1a\x06\x08\x00\x10\x01\x1a\x00", 0, id="hash-key-index"),
+    ],
+)
+def test_subrecord_payloads_name_the_first_record_outside_the_key_tables(body: bytes, sub: int) -> None:
+    # GIVEN an aggregate whose record ``sub`` points past a key table WHEN its payloads are read
+    data = _signed(body)
+    with pytest.raises(DecodeError) as caught:
+        subrecord_payloads(data)
+    # THEN the error names that record and keeps the whole raw record
+    assert f"sub-record {sub} points outside the key tables" in caught.value.reason
+    assert caught.value.raw == data
 
 
 def test_builder_refuses_what_would_pass_the_limit() -> None:
