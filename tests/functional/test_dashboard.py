@@ -140,21 +140,26 @@ def test_each_chart_is_one_query_and_equals_the_oracle(live_stack: LiveStack, se
     assert sum(r.views for r in one.rows) == top.rows[0].views
 
 
-def test_bad_rows_chart_reads_the_consumers_metric_in_one_call(live_stack: LiveStack) -> None:
-    # GIVEN the consumer's BadRows metric as CloudWatch holds it after EMF extraction (put here: locally
-    # nothing extracts EMF from the runtime's logs)
+def test_bad_rows_chart_counts_what_the_consumer_rejected_in_one_call(live_stack: LiveStack) -> None:
+    # GIVEN the bad rows CloudWatch holds so far (the consumer's BadRows EMF metric, which the live
+    # runtime hands to the emulator's CloudWatch as Lambda's log pipeline does)
     cloudwatch = aws_client("cloudwatch", live_stack.settings)
-    now = datetime.now(UTC)
-    dims = [{"Name": "service", "Value": "event-pipeline"}]
-    cloudwatch.put_metric_data(
-        Namespace="EventPipeline",
-        MetricData=[{"MetricName": "BadRows", "Dimensions": dims, "Value": v, "Timestamp": now} for v in (3.0, 4.0)],
-    )
-    # WHEN the chart is read THEN one GetMetricData call gives 7 bad rows in this hour, 0 in the others
-    chart = CloudWatchReader(cloudwatch, live_stack.outputs["ConsumerFunctionName"]).bad_rows_per_hour(now.date())
-    assert chart.requests == 1
-    assert {r.hour.hour: r.bad_rows for r in chart.rows if r.bad_rows} == {now.hour: 7}
-    assert len(chart.rows) == 24
+    reader = CloudWatchReader(cloudwatch, live_stack.outputs["ConsumerFunctionName"])
+    today = datetime.now(UTC).date()
+    before = sum(r.bad_rows for r in reader.bad_rows_per_hour(today).rows)
+    # WHEN 9 undecodable records reach the stream
+    kinesis = aws_client("kinesis", live_stack.settings)
+    junk = [{"Data": b"not an event {" + bytes([i]), "PartitionKey": f"junk-{i}"} for i in range(9)]
+    assert kinesis.put_records(StreamName=live_stack.stream, Records=junk).get("FailedRecordCount", 0) == 0
+
+    # THEN the chart, one GetMetricData call, counts exactly 9 more bad rows today, in 24 hourly rows
+    def missing() -> list[str]:
+        chart = reader.bad_rows_per_hour(today)
+        assert chart.requests == 1 and len(chart.rows) == 24
+        added = sum(r.bad_rows for r in chart.rows) - before
+        return [] if added == 9 else [f"{added} new bad rows charted, 9 expected"]
+
+    wait_for("bad rows charted", missing, timeout=60)
 
 
 def test_metrics_command_prints_the_read_apis_numbers(live_stack: LiveStack, sent: list[Event]) -> None:

@@ -50,9 +50,18 @@ class StackError(PipelineError):
 
 
 def create_or_update(
-    cfn: CloudFormationClient, name: str, body: str, parameters: Mapping[str, str], timeout: float
+    cfn: CloudFormationClient,
+    name: str,
+    body: str,
+    parameters: Mapping[str, str],
+    timeout: float,
+    *,
+    template_url: str | None = None,
 ) -> tuple[StackTypeDef, str]:
     """Bring stack ``name`` to ``body``; return it and ``created``/``updated``/``unchanged``.
+
+    With ``template_url`` (the same template uploaded to S3, for one over the 51,200-byte inline limit,
+    as ``sam deploy`` does) the request names the URL instead of carrying ``body``.
 
     A stack in progress is waited for first; one in ``ROLLBACK_COMPLETE`` is deleted and created again;
     one in another ``*_FAILED`` state raises.
@@ -70,7 +79,7 @@ def create_or_update(
         )
     request: dict[str, Any] = {
         "StackName": name,
-        "TemplateBody": body,
+        **({"TemplateURL": template_url} if template_url else {"TemplateBody": body}),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
         "Capabilities": _CAPABILITIES,
     }

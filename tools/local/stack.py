@@ -37,6 +37,7 @@ and ``CreateStack`` finish before they return. ``GetRecords`` ``MillisBehindLate
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -80,7 +81,7 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 """The repository's template (this file is ``pipeline/local/stack.py`` in a source checkout)."""
 
 _STAGE = re.compile(r"[a-z0-9-]{1,16}")  # the template's AllowedPattern; also keeps bucket names valid
-_TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline
+_TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline; larger ones are uploaded to S3
 _FUNCTION_OUTPUT = "ConsumerFunctionName"
 _DRIVEN_LOCALLY = (_FUNCTION_OUTPUT, "OrderStreamBridgeFunctionName")
 """Functions whose event source mappings the local runtime (or the demo's stream poller) drives instead."""
@@ -216,10 +217,13 @@ def deploy(
     _ensure_bucket(s3, bucket, settings.region)
     s3.put_object(Bucket=bucket, Key=code.key, Body=code.data)
     body = rewrite_template(text, f"s3://{bucket}/{code.key}")
-    if len(body.encode()) > _TEMPLATE_BODY_LIMIT:
-        raise ConfigurationError(f"{path} is over {_TEMPLATE_BODY_LIMIT} bytes, the inline template limit")
+    template_url = None
+    if len(body.encode()) > _TEMPLATE_BODY_LIMIT:  # as 'sam deploy' does: the template goes through S3
+        key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.yaml"
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        template_url = f"https://s3.{settings.region}.amazonaws.com/{bucket}/{key}"  # path style
     cfn: CloudFormationClient = aws_client("cloudformation", settings)
-    stack, change = cloudformation.create_or_update(cfn, name, body, values, timeout)
+    stack, change = cloudformation.create_or_update(cfn, name, body, values, timeout, template_url=template_url)
     removed: tuple[str, ...] = ()
     removed_streams: tuple[str, ...] = ()
     if detach_event_sources if detach_event_sources is not None else settings.endpoint_url is not None:
