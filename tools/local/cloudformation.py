@@ -9,6 +9,7 @@ hammered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import StackTypeDef
 
 __all__ = [
+    "TEMPLATE_BODY_LIMIT",
     "Stack",
     "StackError",
     "create_or_update",
@@ -33,6 +35,7 @@ __all__ = [
     "message",
     "outputs",
     "stack_resources",
+    "upload_if_large",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,20 @@ _RECREATABLE = "ROLLBACK_COMPLETE"  # a failed first creation: it holds no resou
 
 class StackError(PipelineError):
     """CloudFormation refused, failed or timed out on a stack; the message names resources and reasons."""
+
+
+TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline
+
+
+def upload_if_large(s3: Any, bucket: str, body: str, region: str) -> str | None:
+    """The ``TemplateURL`` of ``body`` uploaded to ``bucket`` when it is over the inline limit (as ``sam
+    deploy`` does; path-style URL, which CloudFormation and the emulator both resolve), else ``None``."""
+    data = body.encode()
+    if len(data) <= TEMPLATE_BODY_LIMIT:
+        return None
+    key = f"templates/{hashlib.sha256(data).hexdigest()}.yaml"
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
 
 
 def create_or_update(

@@ -37,7 +37,6 @@ and ``CreateStack`` finish before they return. ``GetRecords`` ``MillisBehindLate
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -81,7 +80,6 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 """The repository's template (this file is ``pipeline/local/stack.py`` in a source checkout)."""
 
 _STAGE = re.compile(r"[a-z0-9-]{1,16}")  # the template's AllowedPattern; also keeps bucket names valid
-_TEMPLATE_BODY_LIMIT = 51_200  # bytes CloudFormation accepts inline; larger ones are uploaded to S3
 _FUNCTION_OUTPUT = "ConsumerFunctionName"
 _DRIVEN_LOCALLY = (_FUNCTION_OUTPUT, "OrderStreamBridgeFunctionName")
 """Functions whose event source mappings the local runtime (or the demo's stream poller) drives instead."""
@@ -217,11 +215,7 @@ def deploy(
     _ensure_bucket(s3, bucket, settings.region)
     s3.put_object(Bucket=bucket, Key=code.key, Body=code.data)
     body = rewrite_template(text, f"s3://{bucket}/{code.key}")
-    template_url = None
-    if len(body.encode()) > _TEMPLATE_BODY_LIMIT:  # as 'sam deploy' does: the template goes through S3
-        key = f"templates/{hashlib.sha256(body.encode()).hexdigest()}.yaml"
-        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
-        template_url = f"https://s3.{settings.region}.amazonaws.com/{bucket}/{key}"  # path style
+    template_url = cloudformation.upload_if_large(s3, bucket, body, settings.region)
     cfn: CloudFormationClient = aws_client("cloudformation", settings)
     stack, change = cloudformation.create_or_update(cfn, name, body, values, timeout, template_url=template_url)
     removed: tuple[str, ...] = ()
