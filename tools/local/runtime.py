@@ -59,6 +59,8 @@ class LocalEventSource:
     ``kinesis`` and ``sqs`` are clients on the emulator; ``on_failure_queue_url`` receives the
     metadata of discarded batches, as the template's ``DestinationConfig.OnFailure`` does. ``tap``
     sees every record polled, once, in shard order: another reader of the stream (the archive).
+    ``redeliver`` (settable later, as the attribute of that name) is asked after each successful batch
+    whether to deliver it once more, as Lambda may (at-least-once; see :class:`~tools.local.esm.ShardDriver`).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class LocalEventSource:
         region: str = "us-east-1",
         poll_limit: int = 10_000,
         tap: Callable[[list[StreamRecord]], None] | None = None,
+        redeliver: Callable[[], bool] | None = None,
     ) -> None:
         self._kinesis = kinesis
         self._stream = stream_name
@@ -85,6 +88,7 @@ class LocalEventSource:
         self._region = region
         self._limit = poll_limit
         self._tap = tap
+        self.redeliver = redeliver
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
         self._positions: dict[str, ShardPosition] = {}
@@ -110,8 +114,16 @@ class LocalEventSource:
             )["ShardIterator"]
             self._positions[shard_id] = ShardPosition()
             self._drivers[shard_id] = ShardDriver(
-                self._invoke, self._settings, stream_arn=self._arn, on_failure=self._send_failure, region=self._region
+                self._invoke,
+                self._settings,
+                stream_arn=self._arn,
+                on_failure=self._send_failure,
+                region=self._region,
+                redeliver=self._redeliver,
             )
+
+    def _redeliver(self) -> bool:
+        return self.redeliver is not None and self.redeliver()
 
     def _invoke(self, event: dict[str, Any], context: Any) -> Any:
         if self._log_path is None:
