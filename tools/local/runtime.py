@@ -92,6 +92,9 @@ class LocalEventSource:
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
         self._positions: dict[str, ShardPosition] = {}
+        # Records read but not yet checkpointed, per shard. Kept across drain() calls: the shard iterator
+        # has moved past them, so a drain() cut short by an error must find them again on the next call.
+        self._pending: dict[str, list[StreamRecord]] = {}
         self._arn = ""
 
     def shards(self) -> dict[str, tuple[ShardPosition, EsmStats]]:
@@ -113,6 +116,7 @@ class LocalEventSource:
                 StreamName=self._stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
             self._positions[shard_id] = ShardPosition()
+            self._pending[shard_id] = []
             self._drivers[shard_id] = ShardDriver(
                 self._invoke,
                 self._settings,
@@ -168,7 +172,7 @@ class LocalEventSource:
         result = DrainResult()
         started = time.monotonic()
         idle = 0
-        pending: dict[str, list[StreamRecord]] = {shard: [] for shard in self._drivers}
+        pending = self._pending
         window = self._settings.maximum_batching_window_s
         while time.monotonic() - started < timeout_s:
             got = 0
@@ -181,9 +185,10 @@ class LocalEventSource:
                 if buffered and short and records and window > 0 and keep_going():
                     pending[shard_id] = buffered  # gather more, as the batching window does
                     continue
-                pending[shard_id] = []
+                pending[shard_id] = buffered
                 if buffered:
-                    driver.drain(buffered)
+                    driver.drain(buffered)  # if it raises, the records stay pending and come again
+                    pending[shard_id] = []
                     result.records += len(buffered)
                     if on_batch is not None:
                         on_batch(len(buffered))
