@@ -270,7 +270,7 @@ class FaultInjector:
             setup(client)
             return client
 
-        Session.create_client = create_client  # type: ignore[method-assign]
+        Session.create_client = create_client  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:

@@ -7,7 +7,8 @@ which spans hours of event time) and, with ``rate``:
   other event, so they arrive far out of event-time order (up to the workload's whole span late);
 - **resends**: ``round(rate * n)`` events, drawn at random, are sent a second time, with the same
   ``event_id``, at least :data:`RESEND_DISTANCE` sends after the first copy (so, sent in chunks of that
-  size with a flush between them, the first copy has been delivered before its resend goes out).
+  size with a flush between them, the first copy has been delivered before its resend goes out); the
+  originals are drawn among all but the last :data:`RESEND_DISTANCE` sends.
 
 Deterministic for a seed. The oracle's input is :attr:`SoakPlan.first_sends` (the events in the order
 their first copy is sent), which is the order the consumer sees per key.
@@ -53,7 +54,8 @@ def make_plan(n: int, rate: float, seed: int) -> SoakPlan:
     late_indices = set(rng.sample(range(n), k)) if k else set()
     on_time = [e for i, e in enumerate(events) if i not in late_indices]
     ordered = on_time + [events[i] for i in sorted(late_indices)]
-    resend_from = sorted(rng.sample(range(len(ordered)), k)) if k else []
+    room = max(len(ordered) - RESEND_DISTANCE, 0)  # a resend needs RESEND_DISTANCE sends after its original
+    resend_from = sorted(rng.sample(range(room), min(k, room))) if k else []
     slots: dict[int, list[Event]] = {}
     for i in resend_from:
         at = min(i + RESEND_DISTANCE + rng.randrange(max(n // 4, 1)), len(ordered))

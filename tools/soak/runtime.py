@@ -80,7 +80,7 @@ class CrashingHandler:
             if self._armed > 0:
                 return
             self.crashes["during"] += 1
-        raise SimulatedCrash("crash in the middle of a flush (injected by tools.soak)")
+        raise SimulatedCrash("crash during a flush (injected by tools.soak)")
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         draw = self._rng.random()
