@@ -28,9 +28,16 @@ import orjson
 from pipeline.stream import StreamRecord, from_get_records
 from tools.local.esm import EsmSettings, EsmStats, ShardDriver
 
-__all__ = ["DrainResult", "LocalEventSource", "ShardPosition"]
+__all__ = ["DrainResult", "LocalEventSource", "ShardPosition", "retry_backoff"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def retry_backoff(retry: int) -> float:
+    """Seconds before the ``retry``-th retry of a failed batch: 0.5 s doubling to 10 s, so the template's
+    ten retries span about a minute and ride through a store (or emulator) outage shorter than that,
+    instead of being spent in milliseconds against a store that refuses connections."""
+    return float(min(0.5 * 2 ** (retry - 1), 10.0))
 
 
 @dataclass(slots=True)
@@ -61,6 +68,8 @@ class LocalEventSource:
     sees every record polled, once, in shard order: another reader of the stream (the archive).
     ``redeliver`` (settable later, as the attribute of that name) is asked after each successful batch
     whether to deliver it once more, as Lambda may (at-least-once; see :class:`~tools.local.esm.ShardDriver`).
+    ``retry_delay`` (also an attribute, read when a shard is first seen) spaces the retries of a failed
+    batch, e.g. :func:`retry_backoff`; by default retries follow each other at once.
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class LocalEventSource:
         poll_limit: int = 10_000,
         tap: Callable[[list[StreamRecord]], None] | None = None,
         redeliver: Callable[[], bool] | None = None,
+        retry_delay: Callable[[int], float] | None = None,
     ) -> None:
         self._kinesis = kinesis
         self._stream = stream_name
@@ -89,6 +99,7 @@ class LocalEventSource:
         self._limit = poll_limit
         self._tap = tap
         self.redeliver = redeliver
+        self.retry_delay = retry_delay
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
         self._positions: dict[str, ShardPosition] = {}
@@ -124,6 +135,7 @@ class LocalEventSource:
                 on_failure=self._send_failure,
                 region=self._region,
                 redeliver=self._redeliver,
+                retry_delay=self.retry_delay,
             )
 
     def _redeliver(self) -> bool:
