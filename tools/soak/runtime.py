@@ -11,7 +11,11 @@ semantics, plus the archive's delivery stream), in a process of its own, with fa
   :class:`~tools.memory.SimulatedCrash` instead of being sent, so earlier statements are written and later
   ones are not), a third *after* it returned (everything written, the batch reported failed). A crash
   is a function error: the event source mapping retries the batch, as Lambda does;
-- each successful batch is delivered once more with probability ``R`` (at-least-once delivery).
+- each successful batch is delivered once more with probability ``R`` (at-least-once delivery);
+- retries of a failed batch are spaced by :func:`tools.local.runtime.retry_backoff` (0.5 s doubling to
+  10 s): the template's ten retries then span about a minute, longer than the emulator's restart.
+  Without it, a batch in flight when the emulator stops fails ten times in milliseconds and is
+  discarded to the on-failure queue (the first 100k soak lost records that way).
 
 It also measures the lag of every record, from its arrival in the stream to the end of the successful
 invocation that processed it. On SIGTERM or SIGINT it stops as the live runtime does (archive buffers
@@ -42,6 +46,7 @@ from pipeline.exceptions import PipelineError
 from pipeline.settings import Settings
 from tools.faults import FaultInjector
 from tools.local.live import LiveRuntime
+from tools.local.runtime import retry_backoff
 from tools.local.stack import describe
 from tools.local.state import stack_file
 from tools.memory import SimulatedCrash
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", crashing.hook)
             runtime._handler = crashing
             runtime.source.redeliver = lambda: rng.random() < args.fault_rate
+            runtime.source.retry_delay = retry_backoff  # ride through the emulator's restart
             runtime.write_status("running")
             code = runtime.run()
     except (PipelineError, BotoCoreError, ClientError) as exc:
