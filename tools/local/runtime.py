@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from pipeline.stream import StreamRecord, from_get_records
 from tools.local.esm import EsmSettings, EsmStats, ShardDriver
@@ -58,6 +59,7 @@ class ShardPosition:
     millis_behind_latest: int | None = None
     last_arrival: float | None = None  # epoch seconds of the newest record read
     records: int = 0
+    last_sequence: str | None = None  # of the newest record read: where a fresh iterator starts after
 
 
 class LocalEventSource:
@@ -151,18 +153,36 @@ class LocalEventSource:
         iterator = self._iterators.get(shard_id)
         if iterator is None:
             return []
-        page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
+        position = self._positions[shard_id]
+        try:
+            page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
+                raise
+            # An iterator lives five minutes; a round over the shards can take longer when batches are slow.
+            # Start again just after the newest record read (it is pending or processed), as Lambda does.
+            self._iterators[shard_id] = self._fresh_iterator(shard_id, position.last_sequence)
+            return []
         self._iterators[shard_id] = page.get("NextShardIterator")
         records = [from_get_records(shard_id, r) for r in page["Records"]]
-        position = self._positions[shard_id]
         behind = page.get("MillisBehindLatest")
         position.millis_behind_latest = int(behind) if behind is not None else None
         if records:
             position.records += len(records)
             position.last_arrival = records[-1].arrival.timestamp()
+            position.last_sequence = records[-1].sequence_number
         if records and self._tap is not None:
             self._tap(records)  # another reader of the same stream (the archive's delivery stream)
         return records
+
+    def _fresh_iterator(self, shard_id: str, after: str | None) -> str:
+        where: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        answer = self._kinesis.get_shard_iterator(StreamName=self._stream, ShardId=shard_id, **where)
+        return str(answer["ShardIterator"])
 
     def drain(
         self,
