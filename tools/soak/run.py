@@ -211,6 +211,9 @@ def _settle(
             verdict = verdict_now()
             if verdict.ok:
                 return verdict
+        if stack.runtime is not None and stack.runtime.poll() is not None:
+            report(f"the runtime exited ({status.get('state', '?')}): see its log")
+            break
         time.sleep(3.0)
     return verdict_now()  # the last word, whatever the runtime says
 
