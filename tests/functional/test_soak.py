@@ -56,3 +56,20 @@ def test_a_short_soak_under_faults_and_a_restart_loses_nothing_and_counts_nothin
     # AND progress went to stderr, and nothing of the soak's stack is left running
     assert b"soak: stack up" in done.stderr and b"verifying" in done.stderr
     assert not _soak_processes(state_dir)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("--fault-rate", "2"), b"must be between 0 and 1", id="rate"),
+        pytest.param(("--events", "0"), b"must be at least 1", id="events"),
+        pytest.param(("--format", "xml"), b"invalid choice", id="format"),
+    ],
+)
+def test_soak_usage_errors_are_one_line(args: tuple[str, ...], message: bytes) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli.main", "soak", *args], env=env, cwd=ROOT, capture_output=True, check=False
+    )
+    assert done.returncode == 2 and message in done.stderr
+    assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
