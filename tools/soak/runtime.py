@@ -15,7 +15,9 @@ semantics, plus the archive's delivery stream), in a process of its own, with fa
 - retries of a failed batch are spaced by :func:`tools.local.runtime.retry_backoff` (0.5 s doubling to
   10 s): the template's ten retries then span about a minute, longer than the emulator's restart.
   Without it, a batch in flight when the emulator stops fails ten times in milliseconds and is
-  discarded to the on-failure queue (the first 100k soak lost records that way).
+  discarded to the on-failure queue (the first 100k soak lost records that way). The archive's
+  transform retries likewise wait :func:`firehose_backoff` (10, 20, 30 s): without it, gzip-batch
+  records whose transform could not write during the restart went to the error prefix.
 
 It also measures the lag of every record, from its arrival in the stream to the end of the successful
 invocation that processed it. On SIGTERM or SIGINT it stops as the live runtime does (archive buffers
@@ -52,11 +54,17 @@ from tools.local.state import stack_file
 from tools.memory import SimulatedCrash
 from tools.soak.figures import percentiles
 
-__all__ = ["CrashingHandler", "main"]
+__all__ = ["CrashingHandler", "firehose_backoff", "main"]
 
 logger = logging.getLogger("tools.soak.runtime")
 
 Handler = Any  # (event, context) -> response
+
+
+def firehose_backoff(retry: int) -> float:
+    """Seconds before the ``retry``-th retry of the archive's transform: 10, 20, 30 s, so Firehose's three
+    retries span a minute, like the event source mapping's ten (:func:`~tools.local.runtime.retry_backoff`)."""
+    return 10.0 * retry
 
 
 class CrashingHandler:
@@ -117,6 +125,20 @@ class CrashingHandler:
             self.lags_ms.append(round((now - float(kinesis.get("approximateArrivalTimestamp", now))) * 1000))
 
 
+def _install(
+    runtime: LiveRuntime, rate: float, rng: random.Random, dynamodb_clients: list[BaseClient]
+) -> CrashingHandler:
+    """Crashes around the runtime's handler, duplicate deliveries, and retries spaced to outlast a restart."""
+    crashing = CrashingHandler(runtime._handler, rate, rng)  # the runtime's own handler, wrapped
+    for client in dynamodb_clients:  # built before the wrapper existed
+        client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", crashing.hook)
+    runtime._handler = crashing
+    runtime.source.redeliver = lambda: rng.random() < rate
+    runtime.source.retry_delay = retry_backoff  # ride through the emulator's restart
+    runtime.firehose.retry_delay = firehose_backoff
+    return crashing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.soak.runtime", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -160,14 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(args.seed + 1)  # noqa: S311 - fault draws, not secrets
         with injector.on_every_client(setup):
             runtime = LiveRuntime(settings, info, args.state_dir.absolute(), args.archive_interval)
-            crashing = CrashingHandler(
-                runtime._handler, args.fault_rate, rng
-            )  # the runtime's own handler, wrapped below
-            for client in dynamodb_clients:  # built before the wrapper existed
-                client.meta.events.register("before-call.dynamodb.BatchExecuteStatement", crashing.hook)
-            runtime._handler = crashing
-            runtime.source.redeliver = lambda: rng.random() < args.fault_rate
-            runtime.source.retry_delay = retry_backoff  # ride through the emulator's restart
+            crashing = _install(runtime, args.fault_rate, rng, dynamodb_clients)
             runtime.write_status("running")
             code = runtime.run()
     except (PipelineError, BotoCoreError, ClientError) as exc:
