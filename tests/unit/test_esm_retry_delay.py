@@ -1,4 +1,5 @@
-"""The local event source mapping under an outage: retries spaced out, expired shard iterators replaced."""
+"""The local runtime under an outage: retries spaced out (event source mapping, archive transform), expired
+shard iterators replaced."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.exceptions import TransientError
 from pipeline.stream import StreamRecord
 from tools.local.esm import EsmSettings, ShardDriver
+from tools.local.firehose import LocalFirehose
 from tools.local.runtime import LocalEventSource, retry_backoff
 
 
@@ -93,3 +96,23 @@ def test_an_expired_iterator_is_replaced_just_after_the_newest_record_read() -> 
         "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
         "StartingSequenceNumber": f"{2:030d}",
     }
+
+
+def test_the_local_firehose_waits_its_retry_delay_before_each_transform_retry() -> None:
+    # GIVEN a transform that fails twice (its own writes could not be done), then drops every record
+    outcomes: list[Exception | None] = [TransientError("s3 away"), TransientError("s3 away"), None]
+    slept: list[float] = []
+
+    def transform(event: dict[str, Any]) -> dict[str, Any]:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return {"records": [{"recordId": r["recordId"], "result": "Dropped", "data": ""} for r in event["records"]]}
+
+    firehose = LocalFirehose(object(), "bucket", transform)  # nothing is written: no S3 call
+    firehose.retry_delay, firehose.sleep = float, slept.append
+    # WHEN it takes three records
+    firehose.put_records(_records(3))
+    # THEN it waited 1 s, then 2 s, and no record went to the error prefix
+    assert slept == [1.0, 2.0]
+    assert firehose.stats.failed == 0 and firehose.stats.dropped == 3
