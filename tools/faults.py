@@ -58,6 +58,7 @@ THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
 _INJECTED = "(injected by tools.faults)"
 # json 1.0 services name their errors with a namespace; botocore keeps the part after '#'.
 _TYPE_PREFIX = {"dynamodb": "com.amazonaws.dynamodb.v20120810#"}
+_PROTOCOLS = frozenset({"json", "rest-xml"})  # the ones a synthetic throttling answer is modelled for
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +244,12 @@ class FaultInjector:
 
     def chaos(self, client: BaseClient, rate: float) -> None:
         """Every fault this injector knows, at ``rate``, on every operation of ``client``: throttles on each
-        HTTP attempt, plus partial failures of PutRecords and of the batch calls. See the module docstring."""
+        HTTP attempt, plus partial failures of PutRecords and of the batch calls. See the module docstring.
+        A client of another protocol than json or rest-xml (CloudWatch) is left as it is."""
         _check_rate(rate)
         model = client.meta.service_model
+        if model.protocol not in _PROTOCOLS:
+            return  # e.g. CloudWatch (query, cbor): no synthetic answer is modelled for it; left untouched
 
         def code(operation: str) -> str:
             if operation == "TransactWriteItems":
@@ -279,7 +283,7 @@ class FaultInjector:
     def _throttling_answer(
         self, model: Any, rate: float, code_of: Callable[[str], str]
     ) -> Callable[..., AWSResponse | None]:
-        if model.protocol not in {"json", "rest-xml"}:
+        if model.protocol not in _PROTOCOLS:
             raise ConfigurationError(f"throttle supports json and rest-xml clients, not {model.service_name}")
         prefix = _TYPE_PREFIX.get(model.service_name, "")
         content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.0')}"

@@ -132,3 +132,13 @@ def test_chaos_cancels_transactions_and_reaches_clients_built_inside_on_every_cl
     with pytest.raises(ClientError) as real:
         outside.transact_write_items(TransactItems=[item])
     assert "injected" not in str(real.value) and injector.counts.throttled_requests == 1
+
+
+def test_chaos_leaves_a_client_of_another_protocol_alone(emulator: Settings) -> None:
+    # GIVEN chaos at rate 1 on a CloudWatch client (query protocol: no synthetic answer is modelled)
+    cloudwatch = aws_client("cloudwatch", emulator.with_(max_attempts=1))
+    injector = FaultInjector()
+    injector.chaos(cloudwatch, 1.0)
+    # WHEN it is used THEN it reaches the emulator, untouched
+    cloudwatch.list_metrics()
+    assert injector.counts.throttled_requests == 0
