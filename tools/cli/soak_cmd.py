@@ -59,8 +59,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         "throttles and partial failures on every AWS call of the producer, the runtime and the consumer; "
         "handler crashes before, during and after a flush; duplicate deliveries; resent and late events; "
         "the emulator stopped (SIGTERM, it writes its snapshot) and restarted once half-way. Progress goes "
-        "to stderr (one updating line on a terminal, a line every 10 s otherwise). Exit 1 on any loss, "
-        "double count or mismatch against the oracle."
+        "to stderr (one updating line on a terminal; otherwise a line when a phase starts and every 10 s). "
+        "Exit 1 on any loss, double count or mismatch against the oracle."
     )
 
 
@@ -68,14 +68,15 @@ class _Progress:
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self._last = 0.0
+        self._phase = ""
 
     def __call__(self, line: str) -> None:
         now = time.monotonic()
         if self.tty:
             sys.stderr.write(f"\r\x1b[Ksoak: {line}")
             sys.stderr.flush()
-        elif now - self._last >= 10.0 or not line.startswith(("sending", "verifying")):
-            self._last = now
+        elif now - self._last >= 10.0 or line.split(":", 1)[0] != self._phase:  # a new phase shows at once
+            self._last, self._phase = now, line.split(":", 1)[0]
             print(f"soak: {line}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
