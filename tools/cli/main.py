@@ -39,6 +39,11 @@ COMMANDS: Final = {
     ),
     "load": ("tools.cli.load_cmd", "drive the stream at a target rate (synthetic) or replay the archive, with lag"),
     "archive": ("tools.cli.archive_cmd", "list the S3 archive by type and date, or stream its events as NDJSON"),
+    "soak": (
+        "tools.cli.soak_cmd",
+        "N events through the whole local pipeline under faults (and an emulator restart), verified: exit 1 on "
+        "any loss or double count",
+    ),
     "analytics": ("tools.cli.analytics_cmd", "run the Flink SQL windows over the archive, or package the Flink job"),
     "metrics": ("tools.cli.metrics_cmd", "the dashboard's charts: orders, views, top products, windows, bad rows, lag"),
     "dashboard": ("tools.cli.dashboard_cmd", "a local web page with the charts, refreshed while the stack runs"),

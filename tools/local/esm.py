@@ -14,6 +14,9 @@ It invokes the real handler with the real Lambda event shape and applies the doc
   starting at a record; when exhausted, or when the first record is older than
   ``maximum_record_age_s``, the batch's metadata goes to the on-failure destination and the
   checkpoint moves past it;
+- ``retry_delay(n)`` seconds pass before the ``n``-th retry of a failed batch (default: none). Lambda
+  does not document how it spaces retries; with none, ten retries take milliseconds, so an outage of
+  the stores longer than that exhausts ``maximum_retry_attempts`` at once and discards records;
 - at-least-once: ``redeliver`` may ask for a successfully processed batch to be delivered again
   (what Lambda does after an invocation times out although the function finished).
 
@@ -112,6 +115,8 @@ class ShardDriver:
         redeliver: Callable[[], bool] = lambda: False,
         region: str = "us-east-1",
         max_invocations: int = 1_000_000,
+        retry_delay: Callable[[int], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.handler = handler
         self.settings = settings
@@ -122,6 +127,8 @@ class ShardDriver:
         self._now = now
         self._redeliver = redeliver
         self.max_invocations = max_invocations
+        self._retry_delay = retry_delay
+        self._sleep = sleep
 
     def drain(self, records: Sequence[StreamRecord]) -> int:
         """Process ``records`` (one shard, sequence order) until the checkpoint passes them all.
@@ -162,6 +169,8 @@ class ShardDriver:
                 return self._discard(batch, "RetryAttemptsExhausted", retries, end)
             if self.stats.invocations >= self.max_invocations:
                 raise RuntimeError(f"gave up after {self.stats.invocations} invocations: a record fails forever")
+            if self._retry_delay is not None:
+                self._sleep(self._retry_delay(retries))
 
     def _invoke(self, batch: Sequence[StreamRecord]) -> int | None:
         self.stats.invocations += 1

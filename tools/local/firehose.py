@@ -20,6 +20,9 @@ consumer's event source mapping. :class:`LocalFirehose` does what the delivery s
 
 If the transform raises :class:`~pipeline.exceptions.TransientError` the invocation is retried
 ``retries`` times, then its records go to the error prefix (``Lambda.FunctionError``), as in AWS.
+``retry_delay(n)`` (an attribute; ``None``, the default, retries at once) is slept before the
+``n``-th retry: AWS does not document how Firehose spaces them, and retries in quick succession turn
+any outage of the transform's own writes into error documents.
 
 Guarantees: object keys are deterministic (the uuid derives from the object's first record), so the
 same input written again overwrites the same objects. Flushing twice writes once: a written buffer is
@@ -143,6 +146,8 @@ class LocalFirehose:
         self._clock = clock
         self._buffers: dict[str, _Buffer] = {}
         self.stats = LocalFirehoseStats()
+        self.retry_delay: Callable[[int], float] | None = None
+        self.sleep: Callable[[float], None] = time.sleep
 
     # -- in ------------------------------------------------------------------------------------------
 
@@ -197,6 +202,8 @@ class LocalFirehose:
             except TransientError as exc:
                 if attempt < self._settings.retries:
                     self.stats.retries += 1
+                    if self.retry_delay is not None:
+                        self.sleep(self.retry_delay(attempt + 1))
                     continue
                 for pending in batch:
                     self._fail(pending, "Lambda.FunctionError", str(exc))

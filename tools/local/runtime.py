@@ -24,13 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from pipeline.stream import StreamRecord, from_get_records
 from tools.local.esm import EsmSettings, EsmStats, ShardDriver
 
-__all__ = ["DrainResult", "LocalEventSource", "ShardPosition"]
+__all__ = ["DrainResult", "LocalEventSource", "ShardPosition", "retry_backoff"]
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def retry_backoff(retry: int) -> float:
+    """Seconds before the ``retry``-th retry of a failed batch: 0.5 s doubling to 10 s, so the template's
+    ten retries span about a minute and ride through a store (or emulator) outage shorter than that,
+    instead of being spent in milliseconds against a store that refuses connections."""
+    return float(min(0.5 * 2 ** (retry - 1), 10.0))
 
 
 @dataclass(slots=True)
@@ -51,6 +59,7 @@ class ShardPosition:
     millis_behind_latest: int | None = None
     last_arrival: float | None = None  # epoch seconds of the newest record read
     records: int = 0
+    last_sequence: str | None = None  # of the newest record read: where a fresh iterator starts after
 
 
 class LocalEventSource:
@@ -59,6 +68,10 @@ class LocalEventSource:
     ``kinesis`` and ``sqs`` are clients on the emulator; ``on_failure_queue_url`` receives the
     metadata of discarded batches, as the template's ``DestinationConfig.OnFailure`` does. ``tap``
     sees every record polled, once, in shard order: another reader of the stream (the archive).
+    ``redeliver`` (settable later, as the attribute of that name) is asked after each successful batch
+    whether to deliver it once more, as Lambda may (at-least-once; see :class:`~tools.local.esm.ShardDriver`).
+    ``retry_delay`` (also an attribute, read when a shard is first seen) spaces the retries of a failed
+    batch, e.g. :func:`retry_backoff`; by default retries follow each other at once.
     """
 
     def __init__(
@@ -74,6 +87,8 @@ class LocalEventSource:
         region: str = "us-east-1",
         poll_limit: int = 10_000,
         tap: Callable[[list[StreamRecord]], None] | None = None,
+        redeliver: Callable[[], bool] | None = None,
+        retry_delay: Callable[[int], float] | None = None,
     ) -> None:
         self._kinesis = kinesis
         self._stream = stream_name
@@ -85,9 +100,14 @@ class LocalEventSource:
         self._region = region
         self._limit = poll_limit
         self._tap = tap
+        self.redeliver = redeliver
+        self.retry_delay = retry_delay
         self._iterators: dict[str, str | None] = {}
         self._drivers: dict[str, ShardDriver] = {}
         self._positions: dict[str, ShardPosition] = {}
+        # Records read but not yet checkpointed, per shard. Kept across drain() calls: the shard iterator
+        # has moved past them, so a drain() cut short by an error must find them again on the next call.
+        self._pending: dict[str, list[StreamRecord]] = {}
         self._arn = ""
 
     def shards(self) -> dict[str, tuple[ShardPosition, EsmStats]]:
@@ -109,9 +129,19 @@ class LocalEventSource:
                 StreamName=self._stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
             self._positions[shard_id] = ShardPosition()
+            self._pending[shard_id] = []
             self._drivers[shard_id] = ShardDriver(
-                self._invoke, self._settings, stream_arn=self._arn, on_failure=self._send_failure, region=self._region
+                self._invoke,
+                self._settings,
+                stream_arn=self._arn,
+                on_failure=self._send_failure,
+                region=self._region,
+                redeliver=self._redeliver,
+                retry_delay=self.retry_delay,
             )
+
+    def _redeliver(self) -> bool:
+        return self.redeliver is not None and self.redeliver()
 
     def _invoke(self, event: dict[str, Any], context: Any) -> Any:
         if self._log_path is None:
@@ -123,18 +153,36 @@ class LocalEventSource:
         iterator = self._iterators.get(shard_id)
         if iterator is None:
             return []
-        page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
+        position = self._positions[shard_id]
+        try:
+            page = self._kinesis.get_records(ShardIterator=iterator, Limit=self._limit)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
+                raise
+            # An iterator lives five minutes; a round over the shards can take longer when batches are slow.
+            # Start again just after the newest record read (it is pending or processed), as Lambda does.
+            self._iterators[shard_id] = self._fresh_iterator(shard_id, position.last_sequence)
+            return []
         self._iterators[shard_id] = page.get("NextShardIterator")
         records = [from_get_records(shard_id, r) for r in page["Records"]]
-        position = self._positions[shard_id]
         behind = page.get("MillisBehindLatest")
         position.millis_behind_latest = int(behind) if behind is not None else None
         if records:
             position.records += len(records)
             position.last_arrival = records[-1].arrival.timestamp()
+            position.last_sequence = records[-1].sequence_number
         if records and self._tap is not None:
             self._tap(records)  # another reader of the same stream (the archive's delivery stream)
         return records
+
+    def _fresh_iterator(self, shard_id: str, after: str | None) -> str:
+        where: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        answer = self._kinesis.get_shard_iterator(StreamName=self._stream, ShardId=shard_id, **where)
+        return str(answer["ShardIterator"])
 
     def drain(
         self,
@@ -156,7 +204,7 @@ class LocalEventSource:
         result = DrainResult()
         started = time.monotonic()
         idle = 0
-        pending: dict[str, list[StreamRecord]] = {shard: [] for shard in self._drivers}
+        pending = self._pending
         window = self._settings.maximum_batching_window_s
         while time.monotonic() - started < timeout_s:
             got = 0
@@ -169,9 +217,10 @@ class LocalEventSource:
                 if buffered and short and records and window > 0 and keep_going():
                     pending[shard_id] = buffered  # gather more, as the batching window does
                     continue
-                pending[shard_id] = []
+                pending[shard_id] = buffered
                 if buffered:
-                    driver.drain(buffered)
+                    driver.drain(buffered)  # if it raises, the records stay pending and come again
+                    pending[shard_id] = []
                     result.records += len(buffered)
                     if on_batch is not None:
                         on_batch(len(buffered))
