@@ -59,6 +59,10 @@ logger = logging.getLogger("tools.local.live")
 
 _STATUS_EVERY_S = 1.0
 _MAX_FAILURES = 60
+# After a round with no records anywhere: each idle shard is polled twice a second (Lambda polls an idle
+# shard about once a second; Kinesis allows 5 GetRecords a second per shard). It was 20 times a second,
+# which kept the emulator busy at half a core while nothing happened.
+_IDLE_WAIT_S = 0.5
 
 
 def status_file(state_dir: Path, stage: str) -> Path:
@@ -159,7 +163,9 @@ class LiveRuntime:
         try:
             while not self._stop.is_set():
                 try:
-                    self.source.drain(timeout_s=float("inf"), keep_going=lambda: True, tick=self._tick)
+                    self.source.drain(
+                        timeout_s=float("inf"), keep_going=lambda: True, tick=self._tick, idle_wait_s=_IDLE_WAIT_S
+                    )
                 except _StopRequestedError:
                     break
                 except (BotoCoreError, ClientError, TransientError) as exc:

@@ -192,9 +192,14 @@ class LocalEventSource:
         keep_going: Callable[[], bool] = lambda: False,
         on_batch: Callable[[int], None] | None = None,
         tick: Callable[[], None] | None = None,
+        idle_wait_s: float | None = None,
     ) -> DrainResult:
         """Process everything in the stream; return when every shard came back empty ``idle_polls``
         times in a row and ``keep_going()`` (e.g. "the producer is still sending") is false.
+
+        After a round in which no shard had records it waits ``idle_wait_s`` (default 0.05 s while
+        ``keep_going()``, else 0.01 s) before polling again: a long-running source passes a longer
+        wait (Lambda polls an idle shard about once a second), so an idle stack costs the emulator next to nothing.
 
         Records a poll brings are delivered in batches of ``batch_size`` from the checkpoint; the
         batching window is honoured by polling again before a short batch when more may come.
@@ -232,7 +237,7 @@ class LocalEventSource:
             idle += 1
             if idle >= idle_polls and not keep_going():
                 break
-            time.sleep(0.05 if keep_going() else 0.01)
+            time.sleep(idle_wait_s if idle_wait_s is not None else 0.05 if keep_going() else 0.01)
         result.elapsed_s = time.monotonic() - started
         result.stats = {shard: driver.stats for shard, driver in self._drivers.items()}
         return result
