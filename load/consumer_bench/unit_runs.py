@@ -121,8 +121,8 @@ def invocations(
     return batches
 
 
-def project_units(label: str, batches: Sequence[Sequence[StreamRecord]], events: int) -> UnitFigures:
-    """The project's processor over ``batches`` (one container), metered; raises if a batch fails."""
+def _metered_processor() -> tuple[BatchProcessor, MeteredStore, MeteredDedupStore]:
+    """The production processor over metered in-memory stores (one container), and the two stores."""
     store, dedup_store = MeteredStore(), MeteredDedupStore()
     writer = MemoryMetricWriter(store)
     processor = BatchProcessor(
@@ -132,6 +132,12 @@ def project_units(label: str, batches: Sequence[Sequence[StreamRecord]], events:
         MemoryBadRowSink(),
         EventDeduplicator(dedup_store, _WINDOW),
     )
+    return processor, store, dedup_store
+
+
+def project_units(label: str, batches: Sequence[Sequence[StreamRecord]], events: int) -> UnitFigures:
+    """The project's processor over ``batches`` (one container), metered; raises if a batch fails."""
+    processor, store, dedup_store = _metered_processor()
     for batch in batches:
         outcome = processor.process(batch)
         if outcome.failed_sequence_number is not None:
@@ -157,15 +163,7 @@ def hot_shards(events: Sequence[Event], shards: int, batch_events: int) -> UnitF
     """
     if shards < 1 or batch_events < 1:
         raise ValueError(f"shards and batch events must be at least 1; got {shards}, {batch_events}")
-    store, dedup_store = MeteredStore(), MeteredDedupStore()
-    writer = MemoryMetricWriter(store)
-    processor = BatchProcessor(
-        REGISTRY,
-        writer,
-        ContextLoaderFromStore(writer, REGISTRY),
-        MemoryBadRowSink(),
-        EventDeduplicator(dedup_store, _WINDOW),
-    )
+    processor, store, dedup_store = _metered_processor()
     slices = [events[i : i + batch_events] for i in range(0, len(events), batch_events)]
     warm, counted = slices[:shards], slices[shards:]
     if not counted:
