@@ -53,7 +53,7 @@ from tools.local.runtime import LocalEventSource
 from tools.local.stack import StackInfo, describe
 from tools.local.state import stack_file
 
-__all__ = ["LiveRuntime", "main", "status_file"]
+__all__ = ["LiveRuntime", "SignalStop", "main", "process_setup", "status_file"]
 
 logger = logging.getLogger("tools.local.live")
 
@@ -281,32 +281,44 @@ class LiveRuntime:
         }
 
 
+class SignalStop:
+    """SIGTERM and SIGINT, once installed: the runtime (when set) stops after its round; before it is
+    set, the process exits 0 at once."""
+
+    def __init__(self) -> None:
+        self.runtime: LiveRuntime | None = None
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after this round", signum)
+        if self.runtime is None:
+            raise SystemExit(0)
+        self.runtime.stop()
+
+
+def process_setup(state_dir: Path, stage: str) -> tuple[Settings, SignalStop]:
+    """What a runtime process does first: log to stderr, read the stack file ``pipeline up`` wrote for
+    the endpoint and region, and install the stop signals."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    document = orjson.loads(stack_file(state_dir, stage).read_bytes())
+    settings = Settings.from_env().with_(endpoint_url=document["endpoint_url"], region=document["region"])
+    return settings, SignalStop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.local.live", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--stage", default="local")
     parser.add_argument("--archive-interval", type=float, help="the archive's buffer interval, seconds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    document = orjson.loads(stack_file(args.state_dir, args.stage).read_bytes())
-    settings = Settings.from_env().with_(endpoint_url=document["endpoint_url"], region=document["region"])
-    runtime: LiveRuntime | None = None
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after this round", signum)
-        if runtime is not None:
-            runtime.stop()
-        else:
-            raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    settings, signals = process_setup(args.state_dir, args.stage)
     try:
         info = describe(settings, args.stage)
         if info is None:
             logger.error("stack of stage %s does not exist: run 'pipeline up'", args.stage)
             return 1
-        runtime = LiveRuntime(settings, info, args.state_dir.absolute(), args.archive_interval)
+        runtime = signals.runtime = LiveRuntime(settings, info, args.state_dir.absolute(), args.archive_interval)
         runtime.write_status("running")
         logger.info("polling %s with %s", runtime.stream, info.esm_settings())
         return runtime.run()

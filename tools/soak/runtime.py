@@ -31,13 +31,11 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import signal
 import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -45,12 +43,10 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.exceptions import PipelineError
-from pipeline.settings import Settings
 from tools.faults import FaultInjector
-from tools.local.live import LiveRuntime
+from tools.local.live import LiveRuntime, process_setup
 from tools.local.runtime import retry_backoff
 from tools.local.stack import describe
-from tools.local.state import stack_file
 from tools.memory import SimulatedCrash
 from tools.soak.figures import percentiles
 
@@ -148,20 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive-interval", type=float, default=1.0)
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    document = orjson.loads(stack_file(args.state_dir, args.stage).read_bytes())
-    settings = Settings.from_env().with_(endpoint_url=document["endpoint_url"], region=document["region"])
+    settings, signals = process_setup(args.state_dir, args.stage)
     runtime: LiveRuntime | None = None
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after this round", signum)
-        if runtime is not None:
-            runtime.stop()
-        else:
-            raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     injector = FaultInjector(seed=args.seed)
     crashing: CrashingHandler | None = None
     dynamodb_clients: list[BaseClient] = []
@@ -181,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         rng = random.Random(args.seed + 1)  # noqa: S311 - fault draws, not secrets
         with injector.on_every_client(setup):
-            runtime = LiveRuntime(settings, info, args.state_dir.absolute(), args.archive_interval)
+            runtime = signals.runtime = LiveRuntime(settings, info, args.state_dir.absolute(), args.archive_interval)
             crashing = _install(runtime, args.fault_rate, rng, dynamodb_clients)
             runtime.write_status("running")
             code = runtime.run()
