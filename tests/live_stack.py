@@ -44,7 +44,11 @@ class LiveStack:
 
     def __init__(self, state_dir: Path, stage: str) -> None:
         self.state_dir, self.stage = state_dir, stage
-        self.up: dict[str, Any] = orjson.loads(self.cli("up", "--archive-interval", "1", "--json").stdout)
+        started = self.cli("up", "--archive-interval", "1", "--json", ok=False)
+        if started.returncode != 0:  # 'up' keeps what it started (for a retry): stop it, then fail
+            self.down()
+            raise AssertionError(started.stderr.decode()[-2000:])
+        self.up: dict[str, Any] = orjson.loads(started.stdout)
         self.outputs: dict[str, str] = self.up["outputs"]
         self.endpoint_url: str = self.up["endpoint_url"]
         self.settings = Settings(endpoint_url=self.endpoint_url)
