@@ -49,6 +49,7 @@ from pipeline.stream import StreamRecord
 from tools.local.emf import EmfForwarder
 from tools.local.firehose import FirehoseSettings, LocalFirehose
 from tools.local.live_cdc import LiveCdc
+from tools.local.live_timing import RuntimeTiming, TimedKinesis
 from tools.local.runtime import LocalEventSource
 from tools.local.stack import StackInfo, describe
 from tools.local.state import stack_file
@@ -112,6 +113,7 @@ class LiveRuntime:
         self._iterator_age_ms: dict[str, int] = {}
         self._busy: tuple[str, int, float] | None = None  # shard, records, since (epoch s)
         self.tally = _Tally()
+        self.timing = RuntimeTiming(idle_wait_s=_IDLE_WAIT_S)
         env = {**info.consumer_environment(), "PIPELINE_ENDPOINT_URL": settings.endpoint_url or ""}
         env.update(POWERTOOLS_TRACE_DISABLED="true", AWS_REGION=settings.region)
         self._consumer_log = (state_dir / f"consumer-{self.stage}.log").open("a")  # the function's log group
@@ -142,7 +144,7 @@ class LiveRuntime:
         self._handler = consumer.lambda_handler
         self.cdc = LiveCdc(settings, info, state_dir)  # the store table's bridge, the outbox relay
         self.source = LocalEventSource(
-            aws_client("kinesis", settings),
+            TimedKinesis(aws_client("kinesis", settings), self.timing),
             self.stream,
             self._invoke,
             info.esm_settings(),
@@ -193,19 +195,27 @@ class LiveRuntime:
         self._iterator_age_ms[shard] = round((time.time() - arrival) * 1000)
         self._busy = (shard, len(records), time.time())
         self.write_status("running")
+        started = time.monotonic()
         try:
             with contextlib.redirect_stdout(self._emf):
                 return self._handler(event, context)
         finally:
             self._busy = None
+            self.timing.invocations += 1
+            self.timing.invocation_s += time.monotonic() - started
             if time.monotonic() - self._last_status >= _STATUS_EVERY_S:
                 self.write_status("running")
 
     def _archive(self, records: list[StreamRecord]) -> None:
+        started = time.monotonic()
         try:
             self.firehose.put_records(records)
         except TransientError as exc:  # the records are buffered; the next flush writes them
             logger.warning("archive write failed, retried on the next flush: %s", exc)
+        finally:
+            self.timing.records_read += len(records)
+            self.timing.read_since_round += len(records)
+            self.timing.archive_s += time.monotonic() - started
 
     def _flush_archive(self) -> None:
         try:
@@ -214,6 +224,19 @@ class LiveRuntime:
             logger.warning("archive buffers not written at stop: %s", exc)
 
     def _tick(self) -> None:
+        started = time.monotonic()
+        try:
+            self._round_end()
+        finally:
+            timing = self.timing
+            timing.rounds += 1
+            # A round that read nothing is followed by the idle wait (a short batch is held only while
+            # its shard's polls bring records, so nothing is pending after such a round).
+            timing.idle_rounds += timing.read_since_round == 0
+            timing.read_since_round = 0
+            timing.round_end_s += time.monotonic() - started
+
+    def _round_end(self) -> None:
         self._failures = 0
         self.cdc.pump()
         self._emf.send()  # AWS errors keep the data for the next round
@@ -266,6 +289,7 @@ class LiveRuntime:
             "in_invocation": None
             if self._busy is None
             else {"shard": self._busy[0], "records": self._busy[1], "since_epoch": round(self._busy[2], 3)},
+            "timing": self.timing.as_dict(),
             "events": self.tally.events,
             "duplicates": self.tally.duplicates + self.tally.resends,
             "bad_rows": self.tally.bad_rows,
