@@ -234,7 +234,9 @@ class LiveRuntime:
             # its shard's polls bring records, so nothing is pending after such a round).
             timing.idle_rounds += timing.read_since_round == 0
             timing.read_since_round = 0
-            timing.round_end_s += time.monotonic() - started
+            spent = time.monotonic() - started
+            timing.round_end_s += spent
+            timing.round_end_ss += spent * spent
 
     def _round_end(self) -> None:
         self._failures = 0

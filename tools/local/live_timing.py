@@ -8,10 +8,12 @@ of the records and the end of each round itself.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["RuntimeTiming", "TimedKinesis"]
+
+_SUMS = ("n", "k", "nn", "kk", "nk", "ny", "ky", "yy")
 
 
 @dataclass(slots=True)
@@ -36,7 +38,32 @@ class RuntimeTiming:
     invocations: int = 0
     invocation_s: float = 0.0
     round_end_s: float = 0.0
+    round_end_ss: float = 0.0
+    """Sum of the squares of the rounds' end times (their spread)."""
     read_since_round: int = 0
+    stream_records: int = 0
+    """Records all GetRecords calls returned so far: the stream's size, for a runtime that read it from
+    TRIM_HORIZON (the emulator's GetRecords takes longer the more records a shard holds)."""
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0.0))
+    """Sums over the GetRecords calls of ``n`` (the stream's size before the call), ``k`` (records it
+    returned) and ``y`` (its seconds), and of their products: what a least-squares fit of
+    ``y = a + c n + b k`` over the calls between two snapshots, and the spread around it, need."""
+
+    def add_call(self, records: int, seconds: float) -> None:
+        """One GetRecords call that returned ``records`` in ``seconds``."""
+        n, k, y = float(self.stream_records), float(records), seconds
+        sums = self.sums
+        for key, value in (("n", n), ("k", k), ("nn", n * n), ("kk", k * k), ("nk", n * k)):
+            sums[key] += value
+        sums["ny"] += n * y
+        sums["ky"] += k * y
+        sums["yy"] += y * y
+        self.get_records_calls += 1
+        self.get_records_s += y
+        if not records:
+            self.empty_get_records_calls += 1
+            self.empty_get_records_s += y
+        self.stream_records += records
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +79,10 @@ class RuntimeTiming:
             "invocations": self.invocations,
             "invocation_s": round(self.invocation_s, 4),
             "round_end_s": round(self.round_end_s, 4),
+            "round_end_ss": round(self.round_end_ss, 6),
             "monotonic_s": round(time.monotonic(), 4),
+            "stream_records": self.stream_records,
+            "get_records_sums": dict(self.sums),
         }
 
 
@@ -66,13 +96,7 @@ class TimedKinesis:
     def get_records(self, **kwargs: Any) -> Any:
         started = time.monotonic()
         page = self._inner.get_records(**kwargs)
-        spent = time.monotonic() - started
-        timing = self._timing
-        timing.get_records_calls += 1
-        timing.get_records_s += spent
-        if not page.get("Records"):
-            timing.empty_get_records_calls += 1
-            timing.empty_get_records_s += spent
+        self._timing.add_call(len(page.get("Records") or ()), time.monotonic() - started)
         return page
 
     def __getattr__(self, name: str) -> Any:

@@ -6,11 +6,14 @@ alone, nothing tuned to the answer:
 
 - an invocation: least squares of the handler's ``BatchLatency`` on its events (intercept: the
   overhead, slope: the time per event), plus the runtime's own time around the handler (its
-  ``invocation_s`` less the ``BatchLatency`` sum, per invocation); ``jitter``: the spread of the log of
+  ``invocation_s`` per invocation less the mean ``BatchLatency``); ``jitter``: the spread of the log of
   measured over fitted durations;
-- a poll: the mean empty ``GetRecords`` call; per record read, the rest of the ``GetRecords`` time
-  and the archive's time, over the records read;
-- a round's end: its measured time over the rounds; the idle wait as the runtime reports it;
+- a poll: least squares of each ``GetRecords`` call's time on the stream's size and the records it
+  returned (from the runtime's sums; without them, the mean empty call and the rest per record read);
+  per record read, that share plus the archive's time over the records read; the spread of the calls
+  around that fit (``poll_jitter``);
+- a round's end: its measured time over the rounds, and their spread; the idle wait as the runtime
+  reports it;
 - what the runtime's timing does not cover (building the Lambda events, the loop itself): the wall
   time less every part and the idle waits, charged per record invoked;
 - the load: its rate (the target if it was reached, else the rate achieved), events per record,
@@ -32,6 +35,8 @@ from tools.plan.simulate_local import LocalLoad, LocalRuntimeModel, simulate_loc
 __all__ = ["FitError", "LocalFit", "compare", "fit_run", "fit_service_time", "render"]
 
 _LINGER_S = 0.2  # the producer's default linger, which the load runs use
+_SUM_KEYS = ("n", "k", "nn", "kk", "nk", "ny", "ky")
+_SUMS_SPREAD = "yy"
 
 
 class FitError(Exception):
@@ -83,14 +88,17 @@ def _fit(raw: dict[str, Any]) -> LocalFit:
     invocations = raw["invocations"]
     overhead, per_event, sigma = fit_service_time([(float(row[2]), float(row[3]) / 1000) for row in invocations])
     before, after = raw["timing_before"], raw["timing_after"]
-    d = {key: float(after[key]) - float(before[key]) for key in after if key != "idle_wait_s"}
+    d = {key: float(value) - float(before[key]) for key, value in after.items() if isinstance(value, int | float)}
+    d.pop("idle_wait_s", None)
     if d["invocations"] <= 0 or d["records_read"] <= 0 or d["rounds"] <= 0:
         raise FitError("the runtime's timing shows no invocation or no record read between the snapshots")
-    handler_s = sum(float(row[3]) / 1000 for row in invocations)
-    around = max(d["invocation_s"] - handler_s, 0.0) / d["invocations"]
-    empty_calls = d["empty_get_records_calls"]
-    poll = d["empty_get_records_s"] / empty_calls if empty_calls else d["get_records_s"] / d["get_records_calls"]
-    per_read = max(d["get_records_s"] - poll * d["get_records_calls"] + d["archive_s"], 0.0) / d["records_read"]
+    handler_s = sum(float(row[3]) / 1000 for row in invocations) / len(invocations)
+    around = max(d["invocation_s"] / d["invocations"] - handler_s, 0.0)
+    poll, per_stream, per_call_record = _fit_get_records(before, after, d)
+    poll_sigma = _poll_spread(before, after, d, (poll, per_stream, per_call_record))
+    rounds_mean = d["round_end_s"] / d["rounds"]
+    rounds_sigma = _sigma(rounds_mean, d.get("round_end_ss", 0.0) / d["rounds"] - rounds_mean**2)
+    per_read = per_call_record + d["archive_s"] / d["records_read"]
     idle_wait = float(after["idle_wait_s"])
     parts = d["invocation_s"] + d["get_records_s"] + d["archive_s"] + d["round_end_s"] + d["idle_rounds"] * idle_wait
     wall = d["monotonic_s"]
@@ -101,12 +109,16 @@ def _fit(raw: dict[str, Any]) -> LocalFit:
         per_event_s=per_event,
         get_records_s=poll,
         per_record_read_s=per_read,
+        per_stream_record_s=per_stream,
+        stream_records_at_start=int(before.get("stream_records", 0)),
         per_record_invoked_s=max(unaccounted, 0.0) / d["records_read"],
         round_end_s=d["round_end_s"] / d["rounds"],
         idle_wait_s=idle_wait,
         batch_size=int(raw["batch_size"]),
         batching_window_s=float(raw["batching_window_s"]),
         jitter=sigma,
+        poll_jitter=poll_sigma,
+        round_end_jitter=rounds_sigma,
     )
     report = raw["load"]
     events = int(report["events"])
@@ -123,6 +135,69 @@ def _fit(raw: dict[str, Any]) -> LocalFit:
     return LocalFit(model, load, wall, wall - d["invocation_s"], unaccounted)
 
 
+def _fit_get_records(before: dict[str, Any], after: dict[str, Any], d: dict[str, float]) -> tuple[float, float, float]:
+    """``(a, c, b)`` of a GetRecords call's seconds ``a + c n + b k`` (``n`` the stream's size, ``k`` the
+    records returned), least squares over the run's calls from the runtime's sums (``a`` held at 0 or
+    more); where those are missing or the fit is degenerate (a negative term), ``c`` = 0, ``a`` the
+    mean empty call and ``b`` the rest per record."""
+    calls = d["get_records_calls"]
+    if "get_records_sums" in after and calls > 0:
+        s = {key: float(after["get_records_sums"][key]) - float(before["get_records_sums"][key]) for key in _SUM_KEYS}
+        solved = _least_squares(calls, d["get_records_s"], s)
+        if solved is not None and solved[0] < 0:  # no negative fixed cost: through the origin instead
+            det = s["nn"] * s["kk"] - s["nk"] ** 2
+            if det > 0:
+                c, b = (s["ny"] * s["kk"] - s["ky"] * s["nk"]) / det, (s["ky"] * s["nn"] - s["ny"] * s["nk"]) / det
+                solved = (0.0, c, b)
+        if solved is not None and min(solved) >= 0:
+            return solved
+    empty = d["empty_get_records_calls"]
+    poll = d["empty_get_records_s"] / empty if empty else d["get_records_s"] / calls
+    return poll, 0.0, max(d["get_records_s"] - poll * calls, 0.0) / d["records_read"]
+
+
+def _sigma(mean: float, variance: float) -> float:
+    """The log-sigma of a log-normal with this mean and variance (0 when either is not positive)."""
+    return math.sqrt(math.log1p(variance / mean**2)) if mean > 0 and variance > 0 else 0.0
+
+
+def _poll_spread(
+    before: dict[str, Any], after: dict[str, Any], d: dict[str, float], fit: tuple[float, float, float]
+) -> float:
+    """The log-sigma of a GetRecords call's time around the fitted ``a + c n + b k`` (from the residuals'
+    sum of squares, which the sums give); 0 without them."""
+    sums_after, sums_before = after.get("get_records_sums", {}), before.get("get_records_sums", {})
+    if _SUMS_SPREAD not in sums_after or _SUMS_SPREAD not in sums_before:
+        return 0.0
+    s = {key: float(sums_after[key]) - float(sums_before[key]) for key in (*_SUM_KEYS, _SUMS_SPREAD)}
+    calls, total = d["get_records_calls"], d["get_records_s"]
+    a, c, b = fit
+    residual = (
+        s["yy"] - 2 * (a * total + c * s["ny"] + b * s["ky"])
+        + a * a * calls + c * c * s["nn"] + b * b * s["kk"]
+        + 2 * (a * c * s["n"] + a * b * s["k"] + c * b * s["nk"])
+    )  # fmt: skip
+    return _sigma(total / calls, residual / calls)
+
+
+def _least_squares(calls: float, seconds: float, s: dict[str, float]) -> tuple[float, float, float] | None:
+    """``(a, c, b)`` minimising the squares of ``y - a - c n - b k`` from the sums ``s`` over ``calls``
+    calls (centred, so the stream's size in the tens of thousands does not swamp the precision);
+    ``None`` when ``n`` and ``k`` did not vary independently."""
+    mn, mk, my = s["n"] / calls, s["k"] / calls, seconds / calls
+    snn = s["nn"] - calls * mn * mn
+    skk = s["kk"] - calls * mk * mk
+    snk = s["nk"] - calls * mn * mk
+    sny = s["ny"] - calls * mn * my
+    sky = s["ky"] - calls * mk * my
+    det = snn * skk - snk * snk
+    if snn <= 0 or skk <= 0 or det <= 1e-9 * snn * skk:
+        return None
+    c = (sny * skk - sky * snk) / det
+    b = (sky * snn - sny * snk) / det
+    return my - c * mn - b * mk, c, b
+
+
 def _error(simulated: float, measured: float) -> float:
     return (simulated - measured) / measured if measured else math.nan
 
@@ -130,13 +205,13 @@ def _error(simulated: float, measured: float) -> float:
 def compare(fit: LocalFit, raw: dict[str, Any], *, sim_seeds: int = 5, tolerance: float = 0.30) -> dict[str, Any]:
     """Measured against simulated (mean of ``sim_seeds`` seeds) throughput and lag for one run."""
     invocations = raw["invocations"]
-    last_end = max(float(row[0]) for row in invocations)
+    last_end = max(float(raw.get("last_end_epoch", -math.inf)), *(float(row[0]) for row in invocations))
     lag = raw["load"]["lag"]
     measured = {
         "events_per_s": raw["events_counted"] / (last_end - float(raw["started_epoch"])),
         "lag_p50_s": lag["p50_ms"] / 1000,
         "lag_p95_s": lag["p95_ms"] / 1000,
-        "invocations": len(invocations),
+        "invocations": int(raw["timing_after"]["invocations"]) - int(raw["timing_before"]["invocations"]),
     }
     results = [simulate_local(fit.model, fit.load, seed=seed) for seed in range(1, sim_seeds + 1)]
     simulated = {
@@ -176,6 +251,8 @@ def render(rows: list[dict[str, Any]], tolerance: float) -> str:
         lines.append(
             f"  fitted: invocation {m['invocation_overhead_s'] * 1000:.0f} ms + {m['per_event_s'] * 1e6:,.0f} µs/event "
             f"(sigma {m['jitter']:.2f}); GetRecords {m['get_records_s'] * 1000:.1f} ms + "
+            f"{m['per_stream_record_s'] * 1e6:.2f} ms per 1,000 records in the stream "
+            f"(at first {m['stream_records_at_start']:,}) + "
             f"{m['per_record_read_s'] * 1e6:.0f} µs/record read; round end {m['round_end_s'] * 1000:.1f} ms; "
             f"unaccounted {m['per_record_invoked_s'] * 1e6:.0f} µs/record; idle wait {m['idle_wait_s']:g} s"
         )

@@ -4,8 +4,8 @@
 probe: :mod:`load.synthetic`, :mod:`load.drive`, :mod:`load.lag`) and returns a JSON-ready dict: the
 load's report, the time of the first ``put()``, the producer's time in ``PutRecords``, the runtime's
 ``timing`` before and after (its status file), its invocations during the run (the consumer log's EMF
-documents: end time, records, events, ``BatchLatency``), the stream's shards and event-source settings,
-and the machine's load average. :func:`tools.plan.live_fit.fit_run` reads that dict.
+documents: end time, records, events, ``BatchLatency``) and the end of the last one, the stream's
+shards and event-source settings, and the machine's load average. :func:`tools.plan.live_fit.fit_run` reads that dict.
 
 It needs the stage's live runtime (``pipeline up``) of a version that reports ``timing``, and raises
 :class:`~tools.plan.live_fit.FitError` otherwise, or when the runtime does not count the events within
@@ -14,8 +14,10 @@ the settle timeout. Not thread-safe.
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +50,31 @@ class _TimedPuts:
         return getattr(self._inner, name)
 
 
-def read_invocations(log: Path, offset: int, since_epoch: float) -> list[list[float]]:
-    """``[end_epoch_s, records, events, batch_latency_ms]`` of each invocation in the consumer log from
-    byte ``offset`` that ended at or after ``since_epoch`` (from the handler's EMF documents)."""
+def read_invocations(log: Path, offset: int, since_epoch: float, until_epoch: float = math.inf) -> dict[str, Any]:
+    """The invocations in the consumer log from byte ``offset`` that ended in ``[since_epoch, until_epoch)``.
+
+    ``rows``: ``[end_epoch_s, records, events, batch_latency_ms]`` from the handler's EMF documents;
+    ``last_end_epoch``: the end of the last invocation, from its log lines (Powertools' logger flushes each
+    line, while the EMF document printed after it reaches the file only with the next invocation's line,
+    so the last invocation of a run has a log line but no EMF document yet)."""
     rows: list[list[float]] = []
+    last_end = -math.inf
     with log.open("rb") as file:
         file.seek(offset)
         for line in file:
-            if not line.startswith(b'{"_aws"'):
+            if not line.startswith(b"{"):
                 continue
             doc = orjson.loads(line)
-            if "BatchLatency" not in doc:
-                continue
-            end = doc["_aws"]["Timestamp"] / 1000
-            if end >= since_epoch:
-                rows.append([end, doc["Records"][0], doc["Events"][0], doc["BatchLatency"][0]])
-    return rows
+            if "BatchLatency" in doc:
+                end = doc["_aws"]["Timestamp"] / 1000
+                if since_epoch <= end < until_epoch:
+                    rows.append([end, doc["Records"][0], doc["Events"][0], doc["BatchLatency"][0]])
+                    last_end = max(last_end, end)
+            elif "function_request_id" in doc and "timestamp" in doc:
+                end = datetime.strptime(doc["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
+                if since_epoch <= end < until_epoch:
+                    last_end = max(last_end, end)
+    return {"rows": rows, "last_end_epoch": last_end}
 
 
 class LiveRun:
@@ -121,6 +132,8 @@ class LiveRun:
         report = drive(load.schedule(), producer, probe, target_rate=rate, label="compare_live")
         after = self._settle(before, report.events, settle_timeout_s)
         invocations = read_invocations(self.consumer_log, offset, started_epoch)
+        if invocations["last_end_epoch"] == -math.inf:
+            raise FitError(f"no invocation of the run in {self.consumer_log}")
         return {
             "rate": rate,
             "seconds": seconds,
@@ -135,7 +148,8 @@ class LiveRun:
             "events_counted": int(after["events"]) - int(before["events"]),
             "timing_before": before["timing"],
             "timing_after": after["timing"],
-            "invocations": invocations,
+            "invocations": invocations["rows"],
+            "last_end_epoch": invocations["last_end_epoch"],
             "loadavg": {"before": load_before, "after": os.getloadavg()},
         }
 

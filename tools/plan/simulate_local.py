@@ -5,8 +5,9 @@ local runtime (:mod:`tools.local.live`, :class:`tools.local.runtime.LocalEventSo
 that serves the shards in turn, and this module replays its loop on a simulated clock:
 
 - a **round** visits every shard in order: one ``GetRecords`` (``get_records_s``, plus
-  ``per_record_read_s`` for each record it brings: the call's share and the archive's, which reads the
-  same records), at most ``poll_limit`` records;
+  ``per_stream_record_s`` per record the stream holds, ``stream_records_at_start`` plus those read since,
+  plus ``per_record_read_s`` for each record it brings: the call's share and the archive's, which reads
+  the same records; times a log-normal factor for ``poll_jitter``), at most ``poll_limit`` records;
 - with a batching window, a shard whose poll brought records and holds fewer than ``batch_size`` keeps
   them for the next round (the runtime's rule: the window is a "poll again while records come", not a
   deadline); otherwise everything it holds is invoked at once, in batches of ``batch_size``, one after
@@ -49,6 +50,9 @@ class LocalRuntimeModel:
     per_event_s: float
     get_records_s: float
     per_record_read_s: float = 0.0
+    per_stream_record_s: float = 0.0
+    """Added to every GetRecords call per record the stream holds (the emulator's calls slow as it fills)."""
+    stream_records_at_start: int = 0
     per_record_invoked_s: float = 0.0
     round_end_s: float = 0.0
     idle_wait_s: float = 0.5
@@ -57,6 +61,11 @@ class LocalRuntimeModel:
     poll_limit: int = 10_000
     jitter: float = 0.0
     """Sigma of the log-normal factor on each invocation's duration (mean 1); 0: every one as fitted."""
+    poll_jitter: float = 0.0
+    """The same for each GetRecords call: whether a poll comes back before the producer's next send decides
+    whether a short batch is held, so the spread of the polls' times matters, not only their mean."""
+    round_end_jitter: float = 0.0
+    """The same for each round's end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +108,9 @@ def _flush_times(puts: list[float], linger_s: float, call_s: float) -> list[floa
     for put in puts:
         while put > flush + 1e-9:
             done = flush + call_s
-            if put <= done or (rewoken and put <= done + linger_s):
-                clear = done  # woken during the send (or the linger): the next linger starts when it ends
-            else:
-                clear = put  # asleep: this put wakes it (after an empty flush, if it was woken for nothing)
+            # Woken during the send (or the linger before it): the next linger starts when the send ends.
+            # Asleep: this put wakes it (after an empty flush, if it was woken for nothing).
+            clear = done if put <= done or (rewoken and put <= done + linger_s) else put
             flush, rewoken = clear + linger_s, False
         sent.append(flush)
         rewoken = rewoken or put > clear + 1e-9
@@ -147,10 +155,14 @@ class _Run:
         self.done = [0] * model.shards
         self.lags: list[float] = []
         self.ages: list[float] = []
-        self.invocations = self.rounds = self.idle_rounds = 0
+        self.invocations = self.rounds = self.idle_rounds = self.total_read = 0
         self.busy = self.last_done = 0.0
         # By default the load starts somewhere in an idle wait: the first poll is up to one wait before it.
         self.start = -self.rng.uniform(0.0, model.idle_wait_s) if start_s is None else start_s
+
+    def noisy(self, seconds: float, sigma: float) -> float:
+        """``seconds`` times a log-normal factor of mean 1 and log-sigma ``sigma`` (none for 0)."""
+        return seconds * math.exp(self.rng.gauss(-sigma * sigma / 2, sigma)) if sigma > 0 else seconds
 
     def invoke(self, t: float, shard: int) -> float:
         """Everything ``shard`` holds, in batches; the time when the last one ends."""
@@ -160,8 +172,7 @@ class _Run:
             last = min(first + m.batch_size, self.read[shard])
             events = sum(stream.weight[shard][first:last])
             duration = m.invocation_overhead_s + m.per_event_s * events + m.per_record_invoked_s * (last - first)
-            if m.jitter > 0:
-                duration *= math.exp(self.rng.gauss(-m.jitter * m.jitter / 2, m.jitter))
+            duration = self.noisy(duration, m.jitter)
             self.ages.append(t - stream.arrival[shard][last - 1])
             t += duration
             self.busy += duration
@@ -180,16 +191,17 @@ class _Run:
             got = 0
             for shard in range(m.shards):
                 polled_at = t
-                t += m.get_records_s
                 new = min(stream.arrived_by(shard, polled_at, self.read[shard]) - self.read[shard], m.poll_limit)
-                t += new * m.per_record_read_s
+                poll = m.get_records_s + m.per_stream_record_s * (m.stream_records_at_start + self.total_read)
+                t += self.noisy(poll + new * m.per_record_read_s, m.poll_jitter)
                 self.read[shard] += new
+                self.total_read += new
                 got += new
                 held = self.read[shard] - self.done[shard]
                 if held and held < m.batch_size and new and window:
                     continue  # gather more, as the batching window does
                 t = self.invoke(t, shard)
-            t += m.round_end_s
+            t += self.noisy(m.round_end_s, m.round_end_jitter)
             self.rounds += 1
             if got:
                 continue
