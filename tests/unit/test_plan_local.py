@@ -257,3 +257,16 @@ def test_the_runtimes_get_records_calls_are_timed_empty_ones_apart() -> None:
     assert timing.get_records_s >= timing.empty_get_records_s >= 0.0
     assert kinesis.describe_stream_summary() == "forwarded"
     assert timing.as_dict()["idle_wait_s"] == 0.5
+
+
+def test_the_saved_live_runs_agree_within_30_percent() -> None:
+    # GIVEN the six live runs the README's table reports (their raw figures, as --save wrote them)
+    saved = Path(__file__).parents[2] / "tools" / "plan" / "data" / "live-runs-2026-12-02.json"
+    runs = orjson.loads(saved.read_bytes())["runs"]
+    # WHEN each is fitted and simulated again (one seed: the README's figures average five)
+    rows = [compare(fit_run(raw), raw, sim_seeds=1) for raw in runs[1:3]]
+    # THEN measured figures are the run's own, and the simulation is deterministic for a seed
+    assert [row["measured"]["lag_p50_s"] for row in rows] == pytest.approx([2.62, 8.79], abs=0.01)
+    assert rows == [compare(fit_run(raw), raw, sim_seeds=1) for raw in runs[1:3]]
+    # AND throughput and lag agree within 30%
+    assert all(abs(error) <= 0.3 for row in rows for error in row["relative_error"].values())
