@@ -28,6 +28,7 @@ from typing import NoReturn
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.codecs import RecordFormat
 from pipeline.exceptions import PipelineError
 from tools.local.state import STATE_DIR_VARIABLE, default_state_dir
 from tools.plan.live_fit import FitError, compare, fit_run, render
@@ -74,7 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_positive, default=200.0, help="events per second (default 200)")
     p.add_argument("--seconds", type=_positive, default=60.0, help="how long each load runs (default 60)")
     p.add_argument("--runs", type=_count, default=1, help="load runs, one after the other (default 1)")
-    p.add_argument("--format", default="json", help="record format of the producer (default json)")
+    p.add_argument(
+        "--format", choices=[f.value for f in RecordFormat], default="json", help="record format (default json)"
+    )
     p.add_argument("--seed", type=int, default=1, help="workload seed of the first run (then +1 per run)")
     p.add_argument("--sim-seeds", type=_count, default=5, help="simulations per run, averaged (default 5)")
     p.add_argument("--tolerance", type=_positive, default=0.30, help="agreement asked for (default 0.30)")
@@ -90,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-run", type=Path, help="compare the runs saved in this file (no stack needed)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     return p
+
+
+def _progress(line: str) -> None:
+    print(f"{_PROG}: {line}", file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -112,9 +119,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{_PROG}: run {number + 1} of {args.runs}: {args.rate:g} events/s for {args.seconds:g} s",
                 file=sys.stderr,
             )
-            runs.append(
-                live.run(args.rate, args.seconds, seed=args.seed + number, settle_timeout_s=args.settle_timeout)
+            figures = live.run(
+                args.rate,
+                args.seconds,
+                seed=args.seed + number,
+                settle_timeout_s=args.settle_timeout,
+                progress=_progress,
             )
+            runs.append(figures)
         if args.save is not None:
             args.save.write_bytes(orjson.dumps({"runs": runs}, option=orjson.OPT_INDENT_2) + b"\n")
     rows = [compare(fit_run(raw), raw, sim_seeds=args.sim_seeds, tolerance=args.tolerance) for raw in runs]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,17 @@ class LiveRun:
             )
         return status
 
-    def run(self, rate: float, seconds: float, *, seed: int, settle_timeout_s: float) -> dict[str, Any]:
-        """Send the load, wait for the runtime to count it, and return the run's figures."""
+    def run(
+        self,
+        rate: float,
+        seconds: float,
+        *,
+        seed: int,
+        settle_timeout_s: float,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> dict[str, Any]:
+        """Send the load, wait for the runtime to count it, and return the run's figures; ``progress``
+        gets a line at each step (the load itself draws its progress on a terminal's stderr)."""
         from load.drive import drive
         from load.lag import LagProbe
         from load.synthetic import SyntheticLoad
@@ -130,6 +140,7 @@ class LiveRun:
         producer = Producer(self.target.stream, kinesis, record_format=self.record_format)
         started_epoch = time.time()
         report = drive(load.schedule(), producer, probe, target_rate=rate, label="compare_live")
+        progress(f"sent {report.events:,} events in {report.elapsed_s:.1f} s; waiting for the runtime to count them")
         after = self._settle(before, report.events, settle_timeout_s)
         invocations = read_invocations(self.consumer_log, offset, started_epoch)
         if invocations["last_end_epoch"] == -math.inf:
