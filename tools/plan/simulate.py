@@ -13,6 +13,10 @@ throttled with probability ``dynamodb_throttle`` and retried after full-jitter b
 Measured after ``warmup_s``: the iterator age (age of a batch's oldest record when its invocation
 starts, averaged over invocations, as the planner predicts it), the mean lag from a record's arrival
 to the end of its invocation, and the events per second done. Deterministic for a given ``seed``.
+
+This is what AWS does. The local live runtime (``pipeline up``) is not Lambda: one thread serves the
+shards in turn, so its lag is simulated by :mod:`tools.plan.simulate_local` (fitted to a run by
+``python -m tools.cli.compare_live``), not by this model with a concurrency of 1.
 """
 
 from __future__ import annotations
