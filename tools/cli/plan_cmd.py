@@ -101,7 +101,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         type=positive_int,
         default=1000,
         help="Lambda concurrency available to the consumer in the simulation (default 1000, the account default); "
-        "1 models the local live runtime, which runs one invocation at a time",
+        "the local live runtime has its own model: python -m tools.cli.compare_live",
     )
     parser.add_argument(
         "--throttle-backoff",
