@@ -40,6 +40,7 @@ from pipeline.metrics.flush import (
     Tally,
     WriteResult,
 )
+from pipeline.metrics.partials import merge_tables
 from pipeline.metrics.plan import (
     WATERMARK_PREFIX,
     ItemRef,
@@ -91,11 +92,12 @@ class MemoryStore:
             }
 
     def tables(self) -> dict[str, dict[ItemKey, dict[str, object]]]:
-        """``{table: {key: item}}`` without watermarks, as :func:`tools.oracle.apply_effects`."""
+        """``{table: {key: item}}`` as :func:`tools.oracle.apply_effects`: logical items (per-shard
+        partials merged by :func:`~pipeline.metrics.partials.merge_tables`), without watermarks."""
         tables: dict[str, dict[ItemKey, dict[str, object]]] = {}
         for (table, key), item in self.snapshot().items():
             tables.setdefault(table, {})[key] = item
-        return tables
+        return merge_tables(tables)
 
     def messages(self, queue: str) -> list[Message]:
         """The messages ``queue`` holds, first-sent first (a duplicate ``dedup_id`` is dropped)."""
