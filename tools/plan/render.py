@@ -120,7 +120,7 @@ def render_plan(plan: Plan, cost: CostTable, figures: Figures, prices: Prices) -
         lines.append(f"{service:16}{_usd(cost.project[service]):>14}{_usd(cost.seed[service]):>14}")
     ratio = cost.seed_total / cost.project_total if cost.project_total else Decimal(0)
     lines.append(f"{'total':16}{_usd(cost.project_total):>14}{_usd(cost.seed_total):>14}   seed/project {ratio:.2f}x")
-    if cost.dynamodb_one_shard != cost.project["DynamoDB"]:
+    if abs(cost.dynamodb_one_shard - cost.project["DynamoDB"]) > cost.project["DynamoDB"] / 100:  # noise below 1%
         lines.append(
             f"(DynamoDB at exactly one shard's write units per event: "
             f"{_usd(cost.dynamodb_one_shard)}; total {_usd(cost.project_total_one_shard)})"
