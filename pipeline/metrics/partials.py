@@ -37,6 +37,7 @@ from pipeline.metrics.tables import TABLES, TableSpec
 
 __all__ = [
     "SEPARATOR",
+    "SUFFIX_MAX_BYTES",
     "index_attributes",
     "is_partial",
     "logical_key",
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 SEPARATOR: Final = "~"
+SUFFIX_MAX_BYTES: Final = 13
+"""The longest suffix: ``~`` and 12 digits (a Kinesis shard id's ordinal; a CRC-32 has at most 10)."""
 _WATERMARK_PREFIX: Final = "_pos_"  # pipeline.metrics.plan.WATERMARK_PREFIX (plan imports this module)
 _ORDINAL = re.compile(r"(\d+)$")
 _SUFFIX = re.compile(r"~\d+$")
@@ -63,10 +66,11 @@ def is_partial(table: str) -> bool:
 def shard_suffix(shard_id: str) -> str:
     """``~7`` for ``shardId-000000000007``: the separator and the shard's ordinal.
 
-    Kinesis shard ids end in 12 digits; any other id (tests, tools) gets its CRC-32 as ordinal.
+    Kinesis shard ids end in 12 digits; any other id (tests, tools), or one with more digits than
+    that, gets its CRC-32 as ordinal, so a suffix is at most :data:`SUFFIX_MAX_BYTES` long.
     """
     found = _ORDINAL.search(shard_id)
-    ordinal = int(found.group(1)) if found else zlib.crc32(shard_id.encode())
+    ordinal = int(found.group(1)) if found and len(found.group(1)) <= 12 else zlib.crc32(shard_id.encode())
     return f"{SEPARATOR}{ordinal}"
 
 

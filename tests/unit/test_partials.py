@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.exceptions import MetricWriteError
 from pipeline.metrics.effects import Add, Extreme
+from pipeline.metrics.limits import effect_problem
 from pipeline.metrics.partials import (
     logical_key,
     merge_items,
@@ -38,6 +39,19 @@ _SHARD_IDS = st.integers(0, 10**12 - 1).map(lambda n: f"shardId-{n:012d}")
 def test_the_suffix_is_the_shard_ordinal(shard_id: str, suffix: str) -> None:
     assert shard_suffix(shard_id) == suffix
     assert partial_key("order_metrics", order_key("2026-11-24#10"), shard_id) == order_key(f"2026-11-24#10{suffix}")
+
+
+def test_a_sort_key_that_would_pass_the_limit_only_with_its_suffix_is_refused_before_writing() -> None:
+    # GIVEN sort keys of 1,011 and 1,012 bytes: with the longest suffix (13 bytes), 1,024 and 1,025
+    fits, too_long = (Add("order_metrics", order_key("d" * n), {"n": 1}) for n in (1_011, 1_012))
+    # THEN the second makes its event a bad row (effect_problem), not a write DynamoDB refuses
+    assert effect_problem(fits) is None
+    assert (
+        effect_problem(too_long) == "order_metrics.time_bucket is 1,012 bytes; a DynamoDB sort key holds at most 1,011"
+    )
+    # AND no shard id makes a longer suffix
+    assert len(shard_suffix("shardId-999999999999")) == 13
+    assert max(len(shard_suffix(other)) for other in ("shardId-0000000000000007", "s", "x" * 99)) <= 13
 
 
 def test_tables_that_are_not_partial_keep_their_keys() -> None:
