@@ -25,8 +25,9 @@ __all__ = ["Tables", "bad_rows", "differences", "jsonable", "numbers_as_decimal"
 Tables = dict[str, dict[ItemKey, dict[str, Any]]]
 
 
-def scan_tables(dynamodb: Any, resources: Resources) -> Tables:
-    """Every consumer table (not the ``users`` entity table it only reads), keyed like the oracle."""
+def scan_tables(dynamodb: Any, resources: Resources, key_split: int = 1) -> Tables:
+    """Every consumer table (not the ``users`` entity table it only reads), keyed like the oracle;
+    ``key_split`` is the stack's ``MetricKeySplit`` (the demo's, soak's and bench's stacks keep 1)."""
     out: Tables = {}
     for name, spec in TABLES.items():
         if not spec.written_by_plugins:
@@ -37,7 +38,7 @@ def scan_tables(dynamodb: Any, resources: Resources) -> Tables:
             for raw in page["Items"]
         ]
         if stored:
-            out[name] = merge_items(name, stored)
+            out[name] = merge_items(name, stored, key_split)
     return out
 
 

@@ -1,7 +1,8 @@
 """The consumer's behaviour settings (not resource names): read once per container from the environment.
 
-The template sets them from its parameters: ``DEDUP_WINDOW_MINUTES`` (``DedupWindowMinutes``) and
-``EVENT_TIME_HORIZON_HOURS`` (``EventTimeHorizonHours``). Each has the template's default when unset.
+The template sets them from its parameters: ``DEDUP_WINDOW_MINUTES`` (``DedupWindowMinutes``),
+``EVENT_TIME_HORIZON_HOURS`` (``EventTimeHorizonHours``) and ``METRIC_KEY_SPLIT`` (``MetricKeySplit``).
+Each has the template's default when unset.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
+def _key_split(env: Mapping[str, str]) -> int:
+    value = _number(env, "METRIC_KEY_SPLIT", 1, 1, 100)
+    if value != int(value):
+        raise ConfigurationError(f"METRIC_KEY_SPLIT={value:g} is not a whole number")
+    return int(value)
+
+
 def _policy(env: Mapping[str, str]) -> ValidationPolicy:
     try:
         return ValidationPolicy.from_env(env)
@@ -48,6 +56,8 @@ class ConsumerConfig:
     writer_concurrency: int = 4
     """DynamoDB and SQS calls the metric writer runs at once (each of 25 statements, 100 keys or 10
     messages)."""
+    key_split: int = 1
+    """Hot-key write sharding: partition keys of partial tables split K ways (:mod:`pipeline.metrics.partials`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
@@ -56,4 +66,5 @@ class ConsumerConfig:
         return cls(
             dedup_window=timedelta(minutes=_number(env, "DEDUP_WINDOW_MINUTES", 60, 1, 1440)),
             policy=_policy(env),
+            key_split=_key_split(env),
         )

@@ -19,6 +19,13 @@ through it, so the logical tables equal what :func:`tools.oracle.apply_effects` 
 
 Guarantee the merge relies on, enforced by :func:`partial_effect`: on a partial table every extreme is
 a declared one, of the declared kind, with no companions; every other attribute is a counter.
+
+**Hot-key write sharding** (``split`` K > 1, the template's ``MetricKeySplit``): the partition key
+value gains ``~<shard ordinal mod K>`` too, so the partials of one logical item spread over K
+partition keys (each shard's partial stays on one). Readers query all K (:func:`partition_values`)
+and merge with the same K. K is part of where a shard's partial lives: change it only when no batch
+is waiting for a retry (a batch re-delivered after the change would meet a new partial without its
+watermark and count again); partials written under the old K stay readable only with the old K.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ __all__ = [
     "merge_tables",
     "partial_effect",
     "partial_key",
+    "partition_values",
+    "shard_ordinal",
     "shard_suffix",
     "upper_bound",
 ]
@@ -63,33 +72,48 @@ def is_partial(table: str) -> bool:
     return spec is not None and spec.partial
 
 
-def shard_suffix(shard_id: str) -> str:
-    """``~7`` for ``shardId-000000000007``: the separator and the shard's ordinal.
-
-    Kinesis shard ids end in 12 digits; any other id (tests, tools), or one with more digits than
-    that, gets its CRC-32 as ordinal, so a suffix is at most :data:`SUFFIX_MAX_BYTES` long.
-    """
+def shard_ordinal(shard_id: str) -> int:
+    """``7`` for ``shardId-000000000007``; any other id (tests, tools), or one with more than 12
+    trailing digits, its CRC-32, so a suffix is at most :data:`SUFFIX_MAX_BYTES` long."""
     found = _ORDINAL.search(shard_id)
-    ordinal = int(found.group(1)) if found and len(found.group(1)) <= 12 else zlib.crc32(shard_id.encode())
-    return f"{SEPARATOR}{ordinal}"
+    return int(found.group(1)) if found and len(found.group(1)) <= 12 else zlib.crc32(shard_id.encode())
 
 
-def partial_key(table: str, key: ItemKey, shard_id: str) -> ItemKey:
-    """The key of ``shard_id``'s partial of the logical item ``key``; ``key`` itself if not partial."""
+def shard_suffix(shard_id: str) -> str:
+    """``~7`` for ``shardId-000000000007``: the separator and the shard's ordinal."""
+    return f"{SEPARATOR}{shard_ordinal(shard_id)}"
+
+
+def partial_key(table: str, key: ItemKey, shard_id: str, split: int = 1) -> ItemKey:
+    """The key of ``shard_id``'s partial of the logical item ``key``; ``key`` itself if not partial.
+
+    With ``split`` K > 1 the partition key value also gains ``~<ordinal mod K>``.
+    """
     if not is_partial(table):
         return key
-    *head, (name, value) = key
-    return (*head, (name, f"{value}{shard_suffix(shard_id)}"))
+    (head_name, head), *middle, (name, value) = key
+    if split > 1:
+        head = f"{head}{SEPARATOR}{shard_ordinal(shard_id) % split}"
+    return ((head_name, head), *middle, (name, f"{value}{shard_suffix(shard_id)}"))
 
 
-def logical_key(table: str, key: ItemKey) -> ItemKey:
-    """The logical item a stored partial belongs to (the key without its suffix, if it has one)."""
+def logical_key(table: str, key: ItemKey, split: int = 1) -> ItemKey:
+    """The logical item a stored partial belongs to (the key without its suffixes, if it has them)."""
     if not is_partial(table):
         return key
-    *head, (name, value) = key
+    (head_name, head), *middle, (name, value) = key
+    if split > 1 and isinstance(head, str):
+        head = _SUFFIX.sub("", head)
     if isinstance(value, str):
         value = _SUFFIX.sub("", value)
-    return (*head, (name, value))
+    return ((head_name, head), *middle, (name, value))
+
+
+def partition_values(table: str, value: str, split: int = 1) -> list[str]:
+    """The stored partition key values of the logical ``value``: one per key split."""
+    if split <= 1 or not is_partial(table):
+        return [value]
+    return [f"{value}{SEPARATOR}{k}" for k in range(split)]
 
 
 def upper_bound(sort_value: str) -> str:
@@ -106,7 +130,7 @@ def index_attributes(table: str, key: ItemKey) -> dict[str, str]:
     return {spec.day_attribute: str(value)}
 
 
-def partial_effect(effect: Effect, shard_id: str) -> Effect:
+def partial_effect(effect: Effect, shard_id: str, split: int = 1) -> Effect:
     """``effect`` re-keyed to ``shard_id``'s partial (counters and extremes of partial tables only).
 
     Raises :class:`~pipeline.exceptions.MetricWriteError` for an extreme the merge could not read
@@ -121,11 +145,12 @@ def partial_effect(effect: Effect, shard_id: str) -> Effect:
                 f"{effect.table}.{effect.attribute}: a partial table's extremes are declared in TableSpec.extremes"
                 f" ({dict(TABLES[effect.table].extremes)}) and carry no companions"
             )
-    return replace(effect, key=partial_key(effect.table, effect.key, shard_id))
+    return replace(effect, key=partial_key(effect.table, effect.key, shard_id, split))
 
 
-def merge_items(table: str, items: Iterable[Mapping[str, object]]) -> dict[ItemKey, dict[str, object]]:
-    """Stored items of ``table`` (a table of :data:`TABLES`, key attributes included) as logical items.
+def merge_items(table: str, items: Iterable[Mapping[str, object]], split: int = 1) -> dict[ItemKey, dict[str, object]]:
+    """Stored items of ``table`` (a table of :data:`TABLES`, key attributes included) as logical items;
+    ``split`` is the deployment's key split (the writers').
 
     Raises :class:`~pipeline.exceptions.MetricWriteError` for an attribute that partials cannot merge
     (the writer never stores one, see the module docstring).
@@ -133,25 +158,27 @@ def merge_items(table: str, items: Iterable[Mapping[str, object]]) -> dict[ItemK
     spec = TABLES.get(table)
     if spec is None:
         raise MetricWriteError(f"unknown table {table!r}: its key attributes are not declared")
-    return _merge(table, ((tuple((name, item[name]) for name in spec.keys), item) for item in items))  # type: ignore[misc]
+    return _merge(table, ((tuple((name, item[name]) for name in spec.keys), item) for item in items), split)  # type: ignore[misc]
 
 
 def merge_tables(
-    tables: Mapping[str, Mapping[ItemKey, Mapping[str, object]]],
+    tables: Mapping[str, Mapping[ItemKey, Mapping[str, object]]], split: int = 1
 ) -> dict[str, dict[ItemKey, dict[str, object]]]:
     """``{table: {stored key: item}}`` as ``{table: {logical key: logical item}}``.
 
     Tables that are not partial (or not in :data:`TABLES`) come back as they are, without watermarks.
     """
-    return {table: _merge(table, items.items()) for table, items in tables.items()}
+    return {table: _merge(table, items.items(), split) for table, items in tables.items()}
 
 
-def _merge(table: str, pairs: Iterable[tuple[ItemKey, Mapping[str, object]]]) -> dict[ItemKey, dict[str, object]]:
+def _merge(
+    table: str, pairs: Iterable[tuple[ItemKey, Mapping[str, object]]], split: int
+) -> dict[ItemKey, dict[str, object]]:
     spec = TABLES.get(table)
     partial = spec is not None and spec.partial
     merged: dict[ItemKey, dict[str, object]] = {}
     for stored, item in pairs:
-        key = logical_key(table, stored)
+        key = logical_key(table, stored, split)
         into = merged.get(key)
         if into is None:
             merged[key] = into = dict(key)

@@ -11,7 +11,8 @@ Contract of :meth:`DynamoMetricWriter.flush` ``(shard_id, effects) -> FlushResul
   ``system_metrics``; :mod:`pipeline.metrics.partials`) are written to the flushing shard's own
   partial of the item (sort key ``<logical>~<shard ordinal>``), so each stored item carries at most
   one watermark, and its size and write units do not grow with the number of shards. Readers merge
-  the partials (:func:`~pipeline.metrics.partials.merge_items`).
+  the partials (:func:`~pipeline.metrics.partials.merge_items`). With ``key_split`` K > 1 the
+  partition key gains ``~<shard ordinal mod K>`` too (hot-key write sharding).
 - **Exactly once**: ``Add`` through a per-shard watermark on the item (``"_pos_<shard_id>"``, the
   position of the last event of that shard the item includes, see the timeline below); ``Extreme``
   written only when it beats the stored value, so it never moves backwards; ``PutOnce`` by INSERT,
@@ -139,7 +140,8 @@ class DynamoMetricWriter(EngineSink):
     ``dynamodb`` and ``sqs`` are botocore clients (built once per container, botocore's own retries off:
     the engine retries by ``retry``); ``resources`` maps logical table and queue names to physical ones;
     ``call_seconds`` is the longest one call can take (the clients' connect plus read timeouts), so no
-    retry starts that could not end before a deadline. ``sleep`` is injectable for tests.
+    retry starts that could not end before a deadline. ``sleep`` is injectable for tests. ``key_split``
+    is the deployment's hot-key write sharding (``MetricKeySplit``, :mod:`pipeline.metrics.partials`).
 
     It is the metric :class:`~pipeline.sinks.Sink`: :meth:`add` positioned effects, :meth:`flush` them.
     Not thread-safe (one batch at a time; it runs its calls on its own small pool).
@@ -156,11 +158,18 @@ class DynamoMetricWriter(EngineSink):
         max_concurrency: int = 4,
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
+        key_split: int = 1,
     ) -> None:
         self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency, call_seconds)
-        super().__init__(
-            FlushEngine(self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size)
+        engine = FlushEngine(
+            self._backend,
+            retry=retry,
+            call_seconds=call_seconds,
+            sleep=sleep,
+            cache_size=cache_size,
+            key_split=key_split,
         )
+        super().__init__(engine)
 
     def close(self) -> None:
         """Stop the worker threads (a Lambda container never needs to; tests do)."""

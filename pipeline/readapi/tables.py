@@ -42,7 +42,7 @@ from typing import Any, Final
 from boto3.dynamodb.types import TypeDeserializer
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.metrics.partials import merge_items, upper_bound
+from pipeline.metrics.partials import merge_items, partition_values, upper_bound
 from pipeline.readapi.models import Chart, HourlyOrders, HourlyViews, TopProduct, WindowRow
 
 __all__ = ["BY_DAY_INDEX", "WINDOW_METRICS", "MetricsReader", "ReadTables"]
@@ -63,25 +63,39 @@ class ReadTables:
     order_metrics: str
     product_metrics: str
     window_metrics: str
+    key_split: int = 1
+    """The writers' hot-key write sharding (``MetricKeySplit``): a chart over one partition key of a
+    partial table makes this many Queries, one per split (:func:`~pipeline.metrics.partials.partition_values`)."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, str]) -> ReadTables:
-        """From the stack's outputs (``OrderMetricsTable``, ...); raises ConfigurationError naming what is missing."""
+        """From the stack's outputs (``OrderMetricsTable``, ..., ``MetricKeySplit`` if any); raises
+        ConfigurationError naming what is missing."""
         names = ("OrderMetricsTable", "ProductMetricsTable", "WindowMetricsTable")
         missing = [name for name in names if not outputs.get(name)]
         if missing:
             raise ConfigurationError(f"the stack's outputs lack {', '.join(missing)}: deploy template.yaml again")
-        return cls(*(str(outputs[name]) for name in names))
+        orders, products, windows = (str(outputs[name]) for name in names)
+        return cls(orders, products, windows, _split(outputs.get("MetricKeySplit"), "MetricKeySplit"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReadTables:
-        """From ``ORDER_METRICS_TABLE``, ``PRODUCT_METRICS_TABLE``, ``WINDOW_METRICS_TABLE``."""
+        """From ``ORDER_METRICS_TABLE``, ``PRODUCT_METRICS_TABLE``, ``WINDOW_METRICS_TABLE`` (and
+        ``METRIC_KEY_SPLIT``, 1 when unset)."""
         env = os.environ if environ is None else environ
         names = ("ORDER_METRICS_TABLE", "PRODUCT_METRICS_TABLE", "WINDOW_METRICS_TABLE")
         missing = [name for name in names if not env.get(name)]
         if missing:
             raise ConfigurationError(f"missing environment variables: {', '.join(missing)} (run 'pipeline up')")
-        return cls(*(env[name] for name in names))
+        orders, products, windows = (env[name] for name in names)
+        return cls(orders, products, windows, _split(env.get("METRIC_KEY_SPLIT"), "METRIC_KEY_SPLIT"))
+
+
+def _split(raw: object, name: str) -> int:
+    text = str(raw or "1").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise ConfigurationError(f"{name}={text!r} is not a key split from 1 to 100")
+    return int(text)
 
 
 class MetricsReader:
@@ -95,9 +109,10 @@ class MetricsReader:
         """Orders, revenue, items and completions per UTC hour of ``day``: 24 rows, zeros where none."""
         items, pages = self._query(
             "order_metrics",
+            partition=(":t", _HOURLY_ORDERS),
             TableName=self._tables.order_metrics,
             KeyConditionExpression="metric_type = :t AND begins_with(time_bucket, :d)",
-            ExpressionAttributeValues={":t": {"S": _HOURLY_ORDERS}, ":d": {"S": f"{day.isoformat()}#"}},
+            ExpressionAttributeValues={":d": {"S": f"{day.isoformat()}#"}},
         )
         by_hour = {int(str(item["time_bucket"])[11:13]): item for item in items}
         rows = tuple(_hourly_orders(_hour(day, h), by_hour.get(h, {})) for h in range(24))
@@ -108,13 +123,10 @@ class MetricsReader:
         if product_id is not None:
             items, pages = self._query(
                 "product_metrics",
+                partition=(":p", product_id),
                 TableName=self._tables.product_metrics,
                 KeyConditionExpression="product_id = :p AND metric_date BETWEEN :d AND :e",
-                ExpressionAttributeValues={
-                    ":p": {"S": product_id},
-                    ":d": {"S": day.isoformat()},
-                    ":e": {"S": upper_bound(day.isoformat())},
-                },
+                ExpressionAttributeValues={":d": {"S": day.isoformat()}, ":e": {"S": upper_bound(day.isoformat())}},
             )
             source = f"Query {self._tables.product_metrics} product_id={product_id}"
         else:
@@ -187,18 +199,32 @@ class MetricsReader:
             ExpressionAttributeValues={":d": {"S": day.isoformat()}},
         )
 
-    def _query(self, table: str | None, limit: int | None = None, **params: Any) -> tuple[list[dict[str, Any]], int]:
+    def _query(
+        self,
+        table: str | None,
+        limit: int | None = None,
+        partition: tuple[str, str] | None = None,
+        **params: Any,
+    ) -> tuple[list[dict[str, Any]], int]:
         """Every item of one Query, page after page (at most ``limit`` items), and the number of pages.
 
         Items of a metric ``table`` (a logical name) come back merged: one logical item per key.
+        ``partition`` (placeholder, logical value) is the partition key of a partial table: one Query
+        per key split, the placeholder set to each stored value.
         """
         items: list[dict[str, Any]] = []
         pages = 0
-        for page in self._pages(params, limit):
-            pages += 1
-            items.extend(_item(raw) for raw in page)
+        split = self._tables.key_split
+        values = [None] if partition is None else partition_values(str(table), partition[1], split)
+        for value in values:
+            call = dict(params)
+            if partition is not None:
+                call["ExpressionAttributeValues"] = {partition[0]: {"S": value}, **params["ExpressionAttributeValues"]}
+            for page in self._pages(call, limit):
+                pages += 1
+                items.extend(_item(raw) for raw in page)
         if table is not None:
-            items = list(merge_items(table, items).values())
+            items = list(merge_items(table, items, split).values())
         return items, pages
 
     def _pages(self, params: dict[str, Any], limit: int | None) -> Iterator[list[dict[str, Any]]]:

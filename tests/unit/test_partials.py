@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.exceptions import MetricWriteError
+from pipeline.consumer.config import ConsumerConfig
+from pipeline.exceptions import ConfigurationError, MetricWriteError
 from pipeline.metrics.effects import Add, Extreme
 from pipeline.metrics.limits import effect_problem
 from pipeline.metrics.partials import (
@@ -18,6 +19,7 @@ from pipeline.metrics.partials import (
     merge_items,
     partial_effect,
     partial_key,
+    partition_values,
     shard_suffix,
     upper_bound,
 )
@@ -197,3 +199,39 @@ def test_a_partial_product_item_carries_its_plain_day_for_the_index() -> None:
         "view_count": 1,
         f"{WATERMARK_PREFIX}shardId-000000000009": pos(1),
     }
+
+
+def test_a_key_split_spreads_a_hot_items_partials_over_k_partition_keys_and_merges_exactly() -> None:
+    # GIVEN 12 shards writing the same hot items with the partition keys split 3 ways
+    streams = {f"shardId-{n:012d}": sample_stream(20, start=1000 * n) for n in range(12)}
+    store = MemoryStore()
+    for shard, stream in streams.items():
+        assert flushed(MemoryMetricWriter(store, key_split=3), shard, stream).failed_from is None
+
+    # THEN the order partials sit on 3 partition keys, shard n's on "~<n mod 3>"
+    orders = [key for table, key in store.snapshot() if table == "order_metrics"]
+    assert {key[0][1] for key in orders} == {"hourly_orders~0", "hourly_orders~1", "hourly_orders~2"}
+    assert all(int(str(k[0][1])[-1]) == int(str(k[1][1]).rsplit("~")[-1]) % 3 for k in orders)
+    # AND merged with the same split they are the naive fold of every shard's effects
+    assert store.tables(3) == expected_tables([p for stream in streams.values() for p in stream])
+    assert partition_values("order_metrics", "hourly_orders", 3) == [f"hourly_orders~{k}" for k in range(3)]
+    assert partition_values("user_sessions", "u1", 3) == ["u1"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "split"),
+    [
+        pytest.param("", 1, id="unset"),
+        pytest.param("3", 3, id="three"),
+        pytest.param("0", None, id="zero"),
+        pytest.param("1.5", None, id="fraction"),
+        pytest.param("x", None, id="text"),
+    ],
+)
+def test_the_consumer_reads_its_key_split_from_the_template_parameter(raw: str, split: int | None) -> None:
+    env = {"METRIC_KEY_SPLIT": raw}
+    if split is None:
+        with pytest.raises(ConfigurationError, match="METRIC_KEY_SPLIT"):
+            ConsumerConfig.from_env(env)
+    else:
+        assert ConsumerConfig.from_env(env).key_split == split

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from pipeline.exceptions import ConfigurationError
 from pipeline.readapi.cloudwatch import CloudWatchReader
 from pipeline.readapi.tables import BY_DAY_INDEX, MetricsReader, ReadTables
 from tools.dashboard.server import STATIC
@@ -73,6 +74,36 @@ def test_orders_per_hour_follows_every_page_and_keeps_money_exact(stubbed: tuple
     assert [(r.orders, r.revenue) for r in chart.rows[5:8]] == [(0, 0), (2, Decimal("0.1")), (1, Decimal("0.2"))]
     assert sum(r.revenue for r in chart.rows) == Decimal("0.3")
     assert chart_json(chart)["totals"]["revenue"] == "0.30"  # 0.05 + 0.02 + 0.03 + 0.2, exactly
+
+
+def test_with_a_key_split_a_chart_queries_each_split_and_sums_across_them(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN partition keys split 2 ways: hour 6 has partials under both hourly_orders~0 and ~1
+    client, stubber = stubbed
+    for k, (orders, revenue) in enumerate([(2, "1.50"), (3, "0.25")]):
+        item = {**_hour_item(6, orders, revenue, k), "metric_type": {"S": f"hourly_orders~{k}"}}
+        expected = {
+            "TableName": "orders-t",
+            "KeyConditionExpression": "metric_type = :t AND begins_with(time_bucket, :d)",
+            "ExpressionAttributeValues": {":t": {"S": f"hourly_orders~{k}"}, ":d": {"S": "2026-11-24#"}},
+        }
+        stubber.add_response("query", {"Items": [item]}, expected)
+    # WHEN the chart is read with the stack's split
+    tables = ReadTables.from_outputs(
+        {"OrderMetricsTable": "orders-t", "ProductMetricsTable": "p", "WindowMetricsTable": "w", "MetricKeySplit": "2"}
+    )
+    chart = MetricsReader(client, tables).orders_per_hour(DAY)
+    # THEN one Query per split, and the hour sums both
+    assert chart.requests == 2
+    assert (chart.rows[6].orders, chart.rows[6].revenue) == (5, Decimal("1.75"))
+    with pytest.raises(ConfigurationError, match="not a key split"):
+        ReadTables.from_env(
+            {
+                "ORDER_METRICS_TABLE": "o",
+                "PRODUCT_METRICS_TABLE": "p",
+                "WINDOW_METRICS_TABLE": "w",
+                "METRIC_KEY_SPLIT": "0",
+            }
+        )
 
 
 def test_top_products_sums_every_partial_of_the_day_from_the_index_then_ranks(stubbed: tuple[Any, Stubber]) -> None:

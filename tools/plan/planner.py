@@ -257,7 +257,8 @@ def _hot_keys(request: PlanRequest, figures: Figures, shards: int, cycle_s: floa
                     writes * units,
                     "project",
                     f"{writes:,.0f} partial writes/s ({units} WU each, one per shard invocation) on one partition "
-                    f"key; split it over {parts} suffixes (shard ordinal mod {parts}) read by {parts} Queries",
+                    f"key; set MetricKeySplit={parts}: the key over {parts} suffixes (shard ordinal mod {parts}), "
+                    f"read by {parts} Queries",
                 )
             )
         if events > limit:  # the seed style writes once per event, about 1 unit each
