@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from pipeline.events import ValidationPolicy
 from pipeline.exceptions import ConfigurationError
+from pipeline.metrics.partials import SPLIT_MAX
 from pipeline.plugins.base import PluginSettings
 
 __all__ = ["ConsumerConfig"]
@@ -33,7 +34,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 
 
 def _key_split(env: Mapping[str, str]) -> int:
-    value = _number(env, "METRIC_KEY_SPLIT", 1, 1, 100)
+    value = _number(env, "METRIC_KEY_SPLIT", 1, 1, SPLIT_MAX)
     if value != int(value):
         raise ConfigurationError(f"METRIC_KEY_SPLIT={value:g} is not a whole number")
     return int(value)

@@ -26,6 +26,8 @@ partition keys (each shard's partial stays on one). Readers query all K (:func:`
 and merge with the same K. K is part of where a shard's partial lives: change it only when no batch
 is waiting for a retry (a batch re-delivered after the change would meet a new partial without its
 watermark and count again); partials written under the old K stay readable only with the old K.
+With K > 1 a partition key value that itself ends in ``~<digits>`` would be read as a split one:
+the partial tables' partition keys (metric types, product ids, metric names) are not expected to.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from pipeline.metrics.tables import TABLES, TableSpec
 
 __all__ = [
     "SEPARATOR",
+    "SPLIT_MAX",
+    "SPLIT_SUFFIX_MAX_BYTES",
     "SUFFIX_MAX_BYTES",
     "index_attributes",
     "is_partial",
@@ -60,7 +64,11 @@ __all__ = [
 
 SEPARATOR: Final = "~"
 SUFFIX_MAX_BYTES: Final = 13
-"""The longest suffix: ``~`` and 12 digits (a Kinesis shard id's ordinal; a CRC-32 has at most 10)."""
+"""The longest sort key suffix: ``~`` and 12 digits (a Kinesis shard id's ordinal; a CRC-32 has at most 10)."""
+SPLIT_MAX: Final = 100
+"""The largest key split (the template's ``MetricKeySplit`` maximum)."""
+SPLIT_SUFFIX_MAX_BYTES: Final = len(f"{SEPARATOR}{SPLIT_MAX - 1}")
+"""The longest partition key suffix."""
 _WATERMARK_PREFIX: Final = "_pos_"  # pipeline.metrics.plan.WATERMARK_PREFIX (plan imports this module)
 _ORDINAL = re.compile(r"(\d+)$")
 _SUFFIX = re.compile(r"~\d+$")

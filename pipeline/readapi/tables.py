@@ -42,7 +42,7 @@ from typing import Any, Final
 from boto3.dynamodb.types import TypeDeserializer
 
 from pipeline.exceptions import ConfigurationError
-from pipeline.metrics.partials import merge_items, partition_values, upper_bound
+from pipeline.metrics.partials import SPLIT_MAX, merge_items, partition_values, upper_bound
 from pipeline.readapi.models import Chart, HourlyOrders, HourlyViews, TopProduct, WindowRow
 
 __all__ = ["BY_DAY_INDEX", "WINDOW_METRICS", "MetricsReader", "ReadTables"]
@@ -93,8 +93,8 @@ class ReadTables:
 
 def _split(raw: object, name: str) -> int:
     text = str(raw or "1").strip()
-    if not text.isdigit() or not 1 <= int(text) <= 100:
-        raise ConfigurationError(f"{name}={text!r} is not a key split from 1 to 100")
+    if not text.isdigit() or not 1 <= int(text) <= SPLIT_MAX:
+        raise ConfigurationError(f"{name}={text!r} is not a key split from 1 to {SPLIT_MAX}")
     return int(text)
 
 
