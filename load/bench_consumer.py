@@ -7,7 +7,9 @@ a json record (one event per record: the consumer's worst case), cut into Lambda
 0. **Capacity units** (``load/consumer_bench/unit_report.py``): write and read units per event and per
    table by DynamoDB's billing rules, metered in memory by the same write engine, for the project at
    this batch size and at 10,000 records, for the densest format's largest invocations (6 MB), and for
-   the seed style, on the same events (``--units-events``, default ``--events``).
+   the seed style, on the same events (``--units-events``, default ``--events``); with ``--shards``,
+   the many-shards case (S shards writing the same hot items, batches of 100 events) and its ratio
+   to one shard's write units per event.
 1. **The project's consumer.** Fresh tables; the batches go one after another, as Lambda delivers one
    shard, through ``Consumer.handle`` of the consumer ``build_consumer`` builds (what
    ``consumers/kinesis_consumer.py`` runs: every plugin, ``DynamoMetricWriter``, the batch context
@@ -105,6 +107,7 @@ def run(
     endpoint_url: str | None = None,
     cold_start_rounds: int = 5,
     units_events: int | None = None,
+    shards: Sequence[int] = (),
     progress: Callable[[str], None] | None = None,
 ) -> ConsumerBenchResult:
     """Measure everything the module docstring describes, in that order (the floor pass first).
@@ -129,7 +132,7 @@ def run(
     units_workload = (
         workload if not units_events or units_events == events else list(generate_events(units_events, seed))
     )
-    units = measure_units(units_workload, batch_size, note)
+    units = measure_units(units_workload, batch_size, note, shards)
     with emulator_settings(endpoint_url, note, "bench-consumer-") as (settings, _, pgid):
         resources = create_resources(settings)
         try:
@@ -178,10 +181,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="reference events for the capacity-units cases (default: --events; 200000 fills 6 MB invocations)",
     )
+    parser.add_argument(
+        "--shards",
+        type=_shard_counts,
+        default=(),
+        help="also meter S shards writing the same hot items, e.g. 1,10,100,1000 (needs (S+1)*100 units events; "
+        "1,000 shards take about a minute)",
+    )
     add_output_options(parser, HELP)
 
 
 _note = noter("consumer")
+
+
+def _shard_counts(text: str) -> tuple[int, ...]:
+    """``1,10,100`` as shard counts (argparse turns the ValueError into a one-line usage error)."""
+    counts = tuple(int(part) for part in text.split(",") if part.strip())
+    if not counts or min(counts) < 1:
+        raise ValueError(f"shard counts are positive integers separated by commas, not {text!r}")
+    return counts
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -194,6 +212,7 @@ def cli(args: argparse.Namespace) -> int:
             args.seed_events,
             endpoint_url=args.endpoint_url,
             units_events=args.units_events,
+            shards=args.shards,
             progress=_note,
         )
     except ValueError as exc:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce
 from pipeline.metrics.flush import FlushResult
+from pipeline.metrics.partials import partial_key
 from pipeline.metrics.plan import Positioned, watermark_attribute
 from pipeline.retry import NO_DEADLINE, Deadline
 from pipeline.stream import encode_position
@@ -65,16 +66,18 @@ def order_key(bucket: str) -> ItemKey:
 
 
 def sample_stream(n: int, *, items: int = 4, start: int = 0, users: int = 3) -> list[Positioned]:
-    """``n`` events from ``start``: counters and extremes on ``items`` hot items, sessions, puts, messages."""
+    """``n`` events from ``start``: counters and extremes on ``items`` hot items each (partial tables: orders,
+    system metrics), sessions (an extreme with a companion), puts, messages."""
     stream: list[Positioned] = []
     for i in range(start, start + n):
         at = pos(i)
         key = order_key(f"2026-11-24#{i % items:02d}")
+        series = (("metric_key", "latency#api"), ("minute", f"2026-11-24T10:{i % items:02d}"))
         user = (("user_id", f"u{i % users}"),)
         stream += [
             Positioned(at, Add("order_metrics", key, {"orders": 1, "revenue": Decimal("19.99") + Decimal(i) / 100})),
-            Positioned(at, Extreme("order_metrics", key, "max_total", _distinct(i), companions={"max_order": f"o{i}"})),
-            Positioned(at, Extreme("order_metrics", key, "min_total", _distinct(i), kind="min")),
+            Positioned(at, Extreme("system_metrics", series, "max", _distinct(i))),
+            Positioned(at, Extreme("system_metrics", series, "min", _distinct(i), kind="min")),
             Positioned(at, Extreme("user_sessions", user, "last_activity", _stamp(i), companions={"started": f"s{i}"})),
         ]
         if i % 3 == 0:
@@ -135,7 +138,7 @@ def assert_persisted_before(store: MemoryStore, shard_id: str, stream: Sequence[
         if isinstance(effect, Message):
             assert (effect.queue, effect.dedup_id) in sent, positioned
             continue
-        item = store.item(effect.table, effect.key)
+        item = store.item(effect.table, partial_key(effect.table, effect.key, shard_id))
         assert item is not None, positioned
         if isinstance(effect, Add):
             watermark = item.get(watermark_attribute(shard_id))

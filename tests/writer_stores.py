@@ -11,7 +11,8 @@ import orjson
 
 from pipeline.metrics.effects import Message
 from pipeline.metrics.flush import FlushResult
-from pipeline.metrics.plan import WATERMARK_PREFIX, Positioned
+from pipeline.metrics.partials import merge_tables
+from pipeline.metrics.plan import Positioned
 from pipeline.metrics.statements import from_attribute_values
 from pipeline.metrics.tables import TABLES, Resources
 from pipeline.metrics.writer import DynamoMetricWriter, encode_body
@@ -44,16 +45,16 @@ class Stores:
         return writer
 
     def tables(self, *, watermarks: bool = False) -> dict[str, dict[Any, dict[str, object]]]:
-        """Every stored item as ``{table: {key: item}}`` (as the oracle's ``Tables``), without watermarks."""
+        """Every logical item as ``{table: {key: item}}`` (as the oracle's ``Tables``: per-shard partials
+        merged), without watermarks; with ``watermarks``, every stored item (partials apart) as stored."""
         found: dict[str, dict[Any, dict[str, object]]] = {}
         for logical, physical in self.resources.tables.items():
             for page in self.dynamodb.get_paginator("scan").paginate(TableName=physical, ConsistentRead=True):
                 for raw in page["Items"]:
                     item = from_attribute_values(raw)
                     key = tuple((name, item[name]) for name in TABLES[logical].keys)
-                    kept = {k: v for k, v in item.items() if watermarks or not k.startswith(WATERMARK_PREFIX)}
-                    found.setdefault(logical, {})[key] = kept
-        return found
+                    found.setdefault(logical, {})[key] = item
+        return found if watermarks else merge_tables(found)
 
     def messages(self) -> dict[str, object]:
         """Drain the fulfilment queue: body (parsed) per deduplication id."""

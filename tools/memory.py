@@ -40,6 +40,7 @@ from pipeline.metrics.flush import (
     Tally,
     WriteResult,
 )
+from pipeline.metrics.partials import merge_tables
 from pipeline.metrics.plan import (
     WATERMARK_PREFIX,
     ItemRef,
@@ -90,12 +91,14 @@ class MemoryStore:
                 for ref, item in self._items.items()
             }
 
-    def tables(self) -> dict[str, dict[ItemKey, dict[str, object]]]:
-        """``{table: {key: item}}`` without watermarks, as :func:`tools.oracle.apply_effects`."""
+    def tables(self, key_split: int = 1) -> dict[str, dict[ItemKey, dict[str, object]]]:
+        """``{table: {key: item}}`` as :func:`tools.oracle.apply_effects`: logical items (per-shard
+        partials merged by :func:`~pipeline.metrics.partials.merge_tables`, with the writers'
+        ``key_split``), without watermarks."""
         tables: dict[str, dict[ItemKey, dict[str, object]]] = {}
         for (table, key), item in self.snapshot().items():
             tables.setdefault(table, {})[key] = item
-        return tables
+        return merge_tables(tables, key_split)
 
     def messages(self, queue: str) -> list[Message]:
         """The messages ``queue`` holds, first-sent first (a duplicate ``dedup_id`` is dropped)."""
@@ -129,7 +132,8 @@ class MemoryMetricWriter(EngineSink):
     :class:`~pipeline.metrics.writer.DynamoMetricWriter`.
 
     ``stats`` count calls as the DynamoDB writer would make them (25 statements, 100 keys or 10
-    messages a call). ``retry`` bounds each phase's rounds (no waits by default). Sequential and
+    messages a call). ``retry`` bounds each phase's rounds (no waits by default); ``key_split`` is
+    the hot-key write sharding (read the store back with ``store.tables(key_split)``). Sequential and
     deterministic; not thread-safe (one flush at a time).
     """
 
@@ -142,10 +146,14 @@ class MemoryMetricWriter(EngineSink):
         crash_after_writes: int | None = None,
         fails: Callable[[ItemRef], bool] | None = None,
         fails_message: Callable[[Message], bool] | None = None,
+        key_split: int = 1,
     ) -> None:
         self.store = store
         self._backend = _MemoryBackend(store, crash_after_writes, fails, fails_message)
-        super().__init__(FlushEngine(self._backend, retry=retry, sleep=_no_sleep, cache_size=cache_size, seed=0))
+        engine = FlushEngine(
+            self._backend, retry=retry, sleep=_no_sleep, cache_size=cache_size, seed=0, key_split=key_split
+        )
+        super().__init__(engine)
 
     @property
     def crash_after_writes(self) -> int | None:

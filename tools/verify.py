@@ -1,8 +1,9 @@
 """Reading the stores back and checking them against the oracle: the demo's verification.
 
-:func:`scan_tables` reads every table the consumer writes (consistent scans, watermark attributes
-left out, numbers as ``Decimal``); :func:`differences` compares two table sets and says, item by
-item, what differs, so a failed verification points at the item and the attribute.
+:func:`scan_tables` reads every table the consumer writes (consistent scans, per-shard partials
+merged into logical items, watermark attributes left out, numbers as ``Decimal``);
+:func:`differences` compares two table sets and says, item by item, what differs, so a failed
+verification points at the item and the attribute.
 """
 
 from __future__ import annotations
@@ -15,28 +16,29 @@ from typing import Any
 import orjson
 
 from pipeline.metrics.effects import ItemKey
+from pipeline.metrics.partials import merge_items
 from pipeline.metrics.statements import from_attribute_values
 from pipeline.metrics.tables import TABLES, Resources
 
 __all__ = ["Tables", "bad_rows", "differences", "jsonable", "numbers_as_decimal", "scan_tables"]
 
 Tables = dict[str, dict[ItemKey, dict[str, Any]]]
-_WATERMARK = "_pos_"
 
 
-def scan_tables(dynamodb: Any, resources: Resources) -> Tables:
-    """Every consumer table (not the ``users`` entity table it only reads), keyed like the oracle."""
+def scan_tables(dynamodb: Any, resources: Resources, key_split: int = 1) -> Tables:
+    """Every consumer table (not the ``users`` entity table it only reads), keyed like the oracle;
+    ``key_split`` is the stack's ``MetricKeySplit`` (the demo's, soak's and bench's stacks keep 1)."""
     out: Tables = {}
     for name, spec in TABLES.items():
         if not spec.written_by_plugins:
             continue
-        items: dict[ItemKey, dict[str, Any]] = {}
-        for page in dynamodb.get_paginator("scan").paginate(TableName=resources.table(name), ConsistentRead=True):
-            for raw in page["Items"]:
-                item = {k: v for k, v in from_attribute_values(raw).items() if not k.startswith(_WATERMARK)}
-                items[tuple((key, item[key]) for key in spec.keys)] = item  # type: ignore[misc]  # keys are S
-        if items:
-            out[name] = items
+        stored = [
+            from_attribute_values(raw)
+            for page in dynamodb.get_paginator("scan").paginate(TableName=resources.table(name), ConsistentRead=True)
+            for raw in page["Items"]
+        ]
+        if stored:
+            out[name] = merge_items(name, stored, key_split)
     return out
 
 

@@ -160,7 +160,11 @@ def figures_document(
         "formats": _formats(first),
         "project": {"points": points, **timing.get("project", {})},
         "seed_style": {**seed_style, **timing.get("seed_style", {})},
-        "many_shards": {"batch_events": 100, "shards": shards},
+        "many_shards": {
+            "batch_events": 100,
+            "design": "per-shard partial items (pipeline/metrics/partials.py)",
+            "shards": shards,
+        },
         "hottest_item_share": _hottest(workload),
         "watermark_bytes": watermark,
         "flink_events_per_s_per_kpu": 4_100,

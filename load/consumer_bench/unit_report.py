@@ -3,7 +3,10 @@
 :func:`measure_units` meters, on the same reference events, the project's consumer at the run's batch
 size and at 10,000 records (json, one event per record; Lambda's 6 MB payload limit cuts the
 invocations), the densest format's largest invocations (gzip-batch, up to 6 MB of payload), and the
-seed-style consumer (see :mod:`load.consumer_bench.unit_runs` for how units are metered).
+seed-style consumer (see :mod:`load.consumer_bench.unit_runs` for how units are metered); with
+``shards``, the many-shards case too: the same events dealt to S shards in batches of 100 events, all
+writing the same hot items (:func:`~load.consumer_bench.unit_runs.hot_shards`), and the ratio of the
+most shards' write units per event to one shard's (issue 14's target: at most 1.2x at 1,000 shards).
 """
 
 from __future__ import annotations
@@ -11,17 +14,33 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from load.consumer_bench.unit_runs import invocations, project_units, records_of, seed_units
+from load.consumer_bench.unit_runs import hot_shards, invocations, project_units, records_of, seed_units
 from pipeline.codecs import RecordFormat
 from pipeline.events import Event
 
-__all__ = ["measure_units", "units_section"]
+__all__ = ["HOT_BATCH_EVENTS", "SHARDS_TARGET", "measure_units", "shards_label", "shards_ratio", "units_section"]
 
 _SHARD = "shardId-000000000000"
+HOT_BATCH_EVENTS = 100
+"""Events per batch in the many-shards case (each shard's invocations)."""
+SHARDS_TARGET = 1.2
+"""Write units per event at many shards over one shard's, at most."""
 
 
-def measure_units(events: Sequence[Event], batch_size: int, note: Callable[[str], None]) -> dict[str, Any]:
-    """Units per event (``UnitFigures.per_event``) for each case, keyed by a short label."""
+def shards_label(shards: int) -> str:
+    return f"{shards:,} shards, same items"
+
+
+def measure_units(
+    events: Sequence[Event], batch_size: int, note: Callable[[str], None], shards: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Units per event (``UnitFigures.per_event``) for each case, keyed by a short label.
+
+    Raises :class:`ValueError` when ``events`` are too few for a shard count (``(S + 1) * 100`` at least).
+    """
+    short = [n for n in shards if len(events) < (n + 1) * HOT_BATCH_EVENTS]
+    if short:
+        raise ValueError(f"{max(short):,} shards need at least {(max(short) + 1) * HOT_BATCH_EVENTS:,} units events")
     out: dict[str, Any] = {}
     json_records = records_of(events, RecordFormat.JSON, _SHARD)
     for size in sorted({batch_size, 10_000}):
@@ -34,6 +53,11 @@ def measure_units(events: Sequence[Event], batch_size: int, note: Callable[[str]
     out["gzip-batch, 6 MB"] = project_units("gzip-batch 6 MB", dense, len(events)).per_event()
     note("capacity units: the seed-style consumer")
     out["seed style"] = seed_units("seed style", events).per_event()
+    for number in sorted(set(shards)):
+        # The warm-up pass deals one batch to every shard; then at least as many batches are counted.
+        sample = events[: max(2 * number * HOT_BATCH_EVENTS, 20_000)]
+        note(f"capacity units: {number:,} shards writing the same items ({len(sample):,} events, batches of 100)")
+        out[shards_label(number)] = hot_shards(sample, number, HOT_BATCH_EVENTS).per_event()
     return out
 
 
@@ -55,4 +79,25 @@ def units_section(units: dict[str, Any], wire_item_writes: float | None) -> list
         )
     if wire_item_writes is not None:
         lines.append(f"(on the wire, the emulator run made {wire_item_writes:.4f} item writes per event)")
+    ratio = shards_ratio(units)
+    if ratio is not None:
+        most, value = ratio
+        verdict = "PASS" if value <= SHARDS_TARGET else "FAIL"
+        lines.append(
+            f"many shards: {most:,} shards write {value:.3f}x one shard's units per event "
+            f"(per-shard partial items; target <= {SHARDS_TARGET}x): {verdict}"
+        )
     return lines
+
+
+def shards_ratio(units: dict[str, Any]) -> tuple[int, float] | None:
+    """``(most shards, their write units per event / one shard's)``, if both cases were measured."""
+    measured = {
+        int(label.split(" ")[0].replace(",", "")): u["write_units_per_event"]
+        for label, u in units.items()
+        if label.endswith(" shards, same items")
+    }
+    if 1 not in measured or len(measured) < 2 or not measured[1]:
+        return None
+    most = max(measured)
+    return most, measured[most] / measured[1]

@@ -9,8 +9,10 @@ same batches. Invocations are cut as Lambda would: at most ``batch_size`` record
 ``payload_bytes`` of invocation JSON (6 MB for a synchronous invocation).
 
 :func:`hot_shards` is the many-shards case: the same events spread over ``shards`` shards, each shard
-delivering its own batches, so every hot item (a day's order counters, a popular product's day)
-carries one watermark per shard that wrote it and each update is billed on that size.
+delivering its own batches, all writing the same hot items (a day's order counters, a popular
+product's day). With per-shard partial items (:mod:`pipeline.metrics.partials`) each shard updates
+its own partial, holding its one watermark, so an update is billed on a partial's size whatever the
+number of shards (before partials, every hot item carried one 99-byte watermark per shard).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def hot_shards(events: Sequence[Event], shards: int, batch_events: int) -> UnitF
     one invocation per slice), every shard writing the same items; metered like :func:`project_units`.
 
     The first pass over all shards is not counted (every item is new then), so the figure is the
-    steady state, where every hot item already carries one watermark per shard.
+    steady state, where every shard's partial of every hot item already exists.
     """
     if shards < 1 or batch_events < 1:
         raise ValueError(f"shards and batch events must be at least 1; got {shards}, {batch_events}")

@@ -1,7 +1,8 @@
 """The consumer's behaviour settings (not resource names): read once per container from the environment.
 
-The template sets them from its parameters: ``DEDUP_WINDOW_MINUTES`` (``DedupWindowMinutes``) and
-``EVENT_TIME_HORIZON_HOURS`` (``EventTimeHorizonHours``). Each has the template's default when unset.
+The template sets them from its parameters: ``DEDUP_WINDOW_MINUTES`` (``DedupWindowMinutes``),
+``EVENT_TIME_HORIZON_HOURS`` (``EventTimeHorizonHours``) and ``METRIC_KEY_SPLIT`` (``MetricKeySplit``).
+Each has the template's default when unset.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 from pipeline.events import ValidationPolicy
 from pipeline.exceptions import ConfigurationError
+from pipeline.metrics.partials import SPLIT_MAX
 from pipeline.plugins.base import PluginSettings
 
 __all__ = ["ConsumerConfig"]
@@ -29,6 +31,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={raw} is outside {low:g}-{high:g}")
     return value
+
+
+def _key_split(env: Mapping[str, str]) -> int:
+    value = _number(env, "METRIC_KEY_SPLIT", 1, 1, SPLIT_MAX)
+    if value != int(value):
+        raise ConfigurationError(f"METRIC_KEY_SPLIT={value:g} is not a whole number")
+    return int(value)
 
 
 def _policy(env: Mapping[str, str]) -> ValidationPolicy:
@@ -48,6 +57,8 @@ class ConsumerConfig:
     writer_concurrency: int = 4
     """DynamoDB and SQS calls the metric writer runs at once (each of 25 statements, 100 keys or 10
     messages)."""
+    key_split: int = 1
+    """Hot-key write sharding: partition keys of partial tables split K ways (:mod:`pipeline.metrics.partials`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
@@ -56,4 +67,5 @@ class ConsumerConfig:
         return cls(
             dedup_window=timedelta(minutes=_number(env, "DEDUP_WINDOW_MINUTES", 60, 1, 1440)),
             policy=_policy(env),
+            key_split=_key_split(env),
         )

@@ -194,6 +194,7 @@ def build_consumer(
         retry=retry,
         call_seconds=call_seconds,
         max_concurrency=config.writer_concurrency,
+        key_split=config.key_split,
     )
     dedup_store = DynamoDedupStore(
         clients.dynamodb, resources.table("event_dedup"), retry=retry, call_seconds=call_seconds

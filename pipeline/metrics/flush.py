@@ -1,10 +1,9 @@
 """The flush engine both metric writers share: phases, bounded rounds, the per-container item cache.
 
-A writer is this engine plus a :class:`StoreBackend` (DynamoDB + SQS in
-:mod:`pipeline.metrics.writer`, dicts in :mod:`tools.memory`). The engine decides what to
-write from what it knows (:mod:`pipeline.metrics.plan`); the backend only executes batches of reads,
-conditional writes and messages and reports each one's outcome. The contract is documented on
-:mod:`pipeline.metrics.writer`.
+A writer is this engine plus a :class:`StoreBackend` (DynamoDB + SQS in :mod:`pipeline.metrics.writer`, dicts
+in :mod:`tools.memory`). The engine decides what to write from what it knows (:mod:`pipeline.metrics.plan`);
+the backend only executes batches of reads, conditional writes and messages and reports each one's outcome.
+The contract is documented on :mod:`pipeline.metrics.writer`.
 
 Not thread-safe: one flush at a time per engine (a Lambda container runs one invocation at a time).
 """
@@ -22,6 +21,7 @@ from typing import Final, Literal, Protocol
 
 from pipeline.exceptions import TransientError
 from pipeline.metrics.effects import Effect, ItemKey, Message
+from pipeline.metrics.partials import partial_effect
 from pipeline.metrics.plan import (
     ItemPlan,
     ItemRef,
@@ -205,6 +205,7 @@ class FlushEngine:
 
     ``retry`` bounds each phase's rounds; ``call_seconds`` is the longest one backend call can take
     (the client's connect plus read timeout): no round starts unless it can end before the deadline.
+    ``key_split``: the deployment's hot-key write sharding (:mod:`pipeline.metrics.partials`).
     """
 
     def __init__(
@@ -216,8 +217,9 @@ class FlushEngine:
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
         seed: int | None = None,
+        key_split: int = 1,
     ) -> None:
-        self.backend = backend
+        self.backend, self.key_split = backend, key_split
         self.cache = ItemCache(cache_size)
         self.retry = retry or RetryPolicy()
         self.call_seconds = call_seconds
@@ -226,7 +228,8 @@ class FlushEngine:
 
     def flush(self, shard_id: str, effects: Sequence[Positioned], deadline: Deadline = NO_DEADLINE) -> FlushResult:
         tally = Tally()
-        batch = coalesce(effects)
+        # Counters and extremes of partial tables go to this shard's own partial item (one watermark each).
+        batch = coalesce(Positioned(p.position, partial_effect(p.effect, shard_id, self.key_split)) for p in effects)
         failed: list[str | None] = []
         left_puts = self._put_once(batch.puts, tally, deadline)
         if left_puts:

@@ -24,6 +24,7 @@ from pipeline.events.limits import (
 )
 from pipeline.metrics.effects import Add, Effect, ItemKey, Message, PutOnce, Scalar
 from pipeline.metrics.numbers import DYNAMODB_CONTEXT
+from pipeline.metrics.partials import SPLIT_SUFFIX_MAX_BYTES, SUFFIX_MAX_BYTES, is_partial
 
 __all__ = ["effect_problem", "value_bytes"]
 
@@ -50,6 +51,8 @@ def _key_problem(table: str, key: ItemKey) -> str | None:
         if type(value) is not str or len(value) <= (_SORT_CHARS if index else _PARTITION_CHARS):
             continue
         limit = DYNAMODB_SORT_KEY_BYTES if index else DYNAMODB_PARTITION_KEY_BYTES
+        if is_partial(table):  # the writer appends the shard's suffix (the key split's, to the partition key)
+            limit -= SUFFIX_MAX_BYTES if index else SPLIT_SUFFIX_MAX_BYTES
         if len(value.encode()) > limit:
             role = "sort" if index else "partition"
             return f"{table}.{name} is {len(value.encode()):,} bytes; a DynamoDB {role} key holds at most {limit:,}"

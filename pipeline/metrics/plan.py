@@ -27,6 +27,7 @@ from typing import Literal
 from pipeline.exceptions import MetricWriteError
 from pipeline.metrics.effects import Add, Effect, Extreme, ItemKey, Message, PutOnce, Scalar
 from pipeline.metrics.numbers import Number, add_exact
+from pipeline.metrics.partials import index_attributes
 
 __all__ = [
     "WATERMARK_PREFIX",
@@ -223,6 +224,7 @@ def plan_write(plan: ItemPlan, shard_id: str, state: State | None) -> ItemWrite 
     sets: dict[str, Scalar] = {}
     if state is None:
         sets.update(plan.key)
+        sets.update(index_attributes(plan.table, plan.key))
         sets.update(totals)
         if pending:
             sets[wm_attribute] = max(pending)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pipeline.exceptions import ConfigurationError
 
@@ -25,14 +26,29 @@ class TableSpec:
     """The environment variable that carries the physical name."""
     written_by_plugins: bool = True
     """False for tables the consumer only reads (entities) or keeps for itself (dedup entries)."""
+    partial: bool = False
+    """Counter tables: each shard writes its own partial item of every logical item (the sort key
+    gains ``~<shard ordinal>``), and readers merge them (:mod:`pipeline.metrics.partials`)."""
+    extremes: Mapping[str, Literal["max", "min"]] = field(default_factory=dict)
+    """Of a partial table: the attributes kept as a max or min (merged by max/min, not summed)."""
+    day_attribute: str | None = None
+    """Of a partial table: an attribute each partial carries with the logical sort key (an index's key)."""
 
 
 TABLES: Mapping[str, TableSpec] = {
-    "order_metrics": TableSpec(("metric_type", "time_bucket"), env="ORDER_METRICS_TABLE"),
-    "product_metrics": TableSpec(("product_id", "metric_date"), env="PRODUCT_METRICS_TABLE"),
+    "order_metrics": TableSpec(("metric_type", "time_bucket"), env="ORDER_METRICS_TABLE", partial=True),
+    "product_metrics": TableSpec(
+        ("product_id", "metric_date"),
+        env="PRODUCT_METRICS_TABLE",
+        partial=True,
+        extremes={"last_viewed": "max"},
+        day_attribute="view_day",
+    ),
     "user_activities": TableSpec(("user_id", "timestamp"), ttl_attribute="ttl", env="USER_ACTIVITIES_TABLE"),
     "user_sessions": TableSpec(("user_id",), env="USER_SESSIONS_TABLE"),
-    "system_metrics": TableSpec(("metric_key", "minute"), env="SYSTEM_METRICS_TABLE"),
+    "system_metrics": TableSpec(
+        ("metric_key", "minute"), env="SYSTEM_METRICS_TABLE", partial=True, extremes={"max": "max", "min": "min"}
+    ),
     "order_claims": TableSpec(("order_id", "claim"), env="ORDER_CLAIMS_TABLE"),
     # The entity store's single table (pipeline/stores): the consumer reads its user items' segments.
     "store": TableSpec(("PK", "SK"), env="STORE_TABLE", written_by_plugins=False),

@@ -7,6 +7,12 @@ Contract of :meth:`DynamoMetricWriter.flush` ``(shard_id, effects) -> FlushResul
   key, one message per ``dedup_id``). Writes go out as PartiQL ``BatchExecuteStatement`` (25 a call),
   reads as ``BatchGetItem`` (100 keys a call, ``ConsistentRead``), messages as ``SendMessageBatch``
   (10 a call), on a pool of ``max_concurrency`` threads. Never one blocking call per item.
+- **Per-shard partial items**: effects on a partial table (``order_metrics``, ``product_metrics``,
+  ``system_metrics``; :mod:`pipeline.metrics.partials`) are written to the flushing shard's own
+  partial of the item (sort key ``<logical>~<shard ordinal>``), so each stored item carries at most
+  one watermark, and its size and write units do not grow with the number of shards. Readers merge
+  the partials (:func:`~pipeline.metrics.partials.merge_items`). With ``key_split`` K > 1 the
+  partition key gains ``~<shard ordinal mod K>`` too (hot-key write sharding).
 - **Exactly once**: ``Add`` through a per-shard watermark on the item (``"_pos_<shard_id>"``, the
   position of the last event of that shard the item includes, see the timeline below); ``Extreme``
   written only when it beats the stored value, so it never moves backwards; ``PutOnce`` by INSERT,
@@ -40,7 +46,8 @@ are pure, so a re-delivered event yields the same effects. Values are ``int``, `
 ``str``. Messages retried after a failure may reach their FIFO group after later ones. Not
 thread-safe: one flush at a time per writer; separate writers (threads, processes) may share tables.
 
-The condition timeline of one item for shard ``s`` (``W`` is its attribute ``"_pos_s"``)::
+The condition timeline of one item for shard ``s`` (``W`` is its attribute ``"_pos_s"``; on a partial
+table the item is ``s``'s own partial, which no other shard writes)::
 
     flush 1 (contributions at p2, p5)            flush 2 (re-delivery from p3: p5, p7)
     -----------------------------------------    ---------------------------------------------
@@ -59,8 +66,10 @@ The condition timeline of one item for shard ``s`` (``W`` is its attribute ``"_p
 
 A new counter attribute is ``SET b = ?`` with ``b IS MISSING``; an extreme is ``SET mx = ?`` with
 ``mx < ?`` (max) or ``mx IS MISSING``. A statement names only its own shard's watermark, so writers of
-other shards never invalidate it; they can only race on a new attribute or an extreme, which costs
-one failed condition and a recompute from the returned item.
+other shards never invalidate it; on an item they share (tables that are not partial) they can only
+race on a new attribute or an extreme, which costs one failed condition and a recompute from the
+returned item. "DuplicateItem -> another shard created it" then applies to shared items only; on a
+partial it means this shard's own earlier INSERT applied (a crash or a timeout) and the cache missed it.
 """
 
 from __future__ import annotations
@@ -131,7 +140,8 @@ class DynamoMetricWriter(EngineSink):
     ``dynamodb`` and ``sqs`` are botocore clients (built once per container, botocore's own retries off:
     the engine retries by ``retry``); ``resources`` maps logical table and queue names to physical ones;
     ``call_seconds`` is the longest one call can take (the clients' connect plus read timeouts), so no
-    retry starts that could not end before a deadline. ``sleep`` is injectable for tests.
+    retry starts that could not end before a deadline. ``sleep`` is injectable for tests. ``key_split``
+    is the deployment's hot-key write sharding (``MetricKeySplit``, :mod:`pipeline.metrics.partials`).
 
     It is the metric :class:`~pipeline.sinks.Sink`: :meth:`add` positioned effects, :meth:`flush` them.
     Not thread-safe (one batch at a time; it runs its calls on its own small pool).
@@ -148,11 +158,18 @@ class DynamoMetricWriter(EngineSink):
         max_concurrency: int = 4,
         sleep: Callable[[float], None] = time.sleep,
         cache_size: int = 200_000,
+        key_split: int = 1,
     ) -> None:
         self._backend = _DynamoBackend(dynamodb, sqs, resources, max_concurrency, call_seconds)
-        super().__init__(
-            FlushEngine(self._backend, retry=retry, call_seconds=call_seconds, sleep=sleep, cache_size=cache_size)
+        engine = FlushEngine(
+            self._backend,
+            retry=retry,
+            call_seconds=call_seconds,
+            sleep=sleep,
+            cache_size=cache_size,
+            key_split=key_split,
         )
+        super().__init__(engine)
 
     def close(self) -> None:
         """Stop the worker threads (a Lambda container never needs to; tests do)."""

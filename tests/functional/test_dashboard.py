@@ -116,9 +116,9 @@ def test_each_chart_is_one_query_and_equals_the_oracle(live_stack: LiveStack, se
     orders = reader.orders_per_hour(DAY)
     assert requests.take() == {("Query", live_stack.tables.order_metrics, None): 1} and orders.requests == 1
     views = reader.product_views_per_hour(DAY)
-    assert requests.take() == {("Query", product_metrics, "by-day"): 1} and views.requests == 1
+    assert requests.take() == {("Query", product_metrics, "by-view-day"): 1} and views.requests == 1
     top = reader.top_products(DAY, 5)
-    assert requests.take() == {("Query", product_metrics, "by-day"): 1} and top.requests == 1
+    assert requests.take() == {("Query", product_metrics, "by-view-day"): 1} and top.requests == 1
     windows = reader.windows(DAY, "orders_1h")
     assert requests.take() == {("Query", live_stack.tables.window_metrics, None): 1} and windows.requests == 1
     # AND every number equals the oracle's (money exact) and the reference's windows
@@ -262,7 +262,7 @@ def test_dashboard_in_chromium_shows_the_read_api_and_refreshes(
         served, calls = len(polls), requests.take()
         assert set(calls) == {
             ("Query", live_stack.tables.order_metrics, None),
-            ("Query", live_stack.tables.product_metrics, "by-day"),
+            ("Query", live_stack.tables.product_metrics, "by-view-day"),
             ("Query", live_stack.tables.window_metrics, None),
         }
         assert abs(sum(calls.values()) - 4 * served) <= 4, (calls, served)  # a poll may be in flight

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.metrics.effects import Extreme, Message, PutOnce
 from pipeline.metrics.plan import Positioned
-from tests.metric_streams import SHARD, flushed, order_key, pos
+from tests.metric_streams import SHARD, flushed, pos
 from tests.writer_stores import Stores
 
 if TYPE_CHECKING:
@@ -21,34 +21,35 @@ pytestmark = pytest.mark.emulator
 
 
 def test_extremes_never_move_backwards(stores: Stores) -> None:
-    # GIVEN a stored maximum (with its companion) and minimum
-    key = order_key("b")
+    # GIVEN a stored maximum (with its companion) and minimum (on a table that is not partial:
+    # partial tables allow no companions, see tests/unit/test_partials.py)
+    key = (("user_id", "extremes"), ("timestamp", "b"))
     first = [
-        Positioned(pos(1), Extreme("order_metrics", key, "max_total", Decimal("10.5"), companions={"who": "a"})),
-        Positioned(pos(1), Extreme("order_metrics", key, "min_total", 3, kind="min")),
+        Positioned(pos(1), Extreme("user_activities", key, "max_total", Decimal("10.5"), companions={"who": "a"})),
+        Positioned(pos(1), Extreme("user_activities", key, "min_total", 3, kind="min")),
         Positioned(pos(1), Extreme("user_sessions", (("user_id", "u"),), "last", "2026-11-24T10:00:00Z")),
     ]
     assert flushed(stores.writer(), SHARD, first).failed_from is None
 
     # WHEN a new container flushes worse values, and then better ones
     worse = [
-        Positioned(pos(2), Extreme("order_metrics", key, "max_total", Decimal("10.49"), companions={"who": "b"})),
-        Positioned(pos(2), Extreme("order_metrics", key, "min_total", 4, kind="min")),
+        Positioned(pos(2), Extreme("user_activities", key, "max_total", Decimal("10.49"), companions={"who": "b"})),
+        Positioned(pos(2), Extreme("user_activities", key, "min_total", 4, kind="min")),
         Positioned(pos(2), Extreme("user_sessions", (("user_id", "u"),), "last", "2026-11-24T09:59:59Z")),
     ]
     not_written = flushed(stores.writer(), SHARD, worse)
     stored = stores.tables()
     better = [
-        Positioned(pos(3), Extreme("order_metrics", key, "max_total", 11, companions={"who": "c"})),
-        Positioned(pos(3), Extreme("order_metrics", key, "min_total", Decimal("2.5"), kind="min")),
+        Positioned(pos(3), Extreme("user_activities", key, "max_total", 11, companions={"who": "c"})),
+        Positioned(pos(3), Extreme("user_activities", key, "min_total", Decimal("2.5"), kind="min")),
     ]
     assert flushed(stores.writer(), SHARD, better).failed_from is None
 
     # THEN the worse values changed nothing (and were not even sent), the better ones won
     assert not_written.stats.item_writes == 0
-    assert stored["order_metrics"][key] == {**dict(key), "max_total": Decimal("10.5"), "who": "a", "min_total": 3}
+    assert stored["user_activities"][key] == {**dict(key), "max_total": Decimal("10.5"), "who": "a", "min_total": 3}
     assert stored["user_sessions"][(("user_id", "u"),)]["last"] == "2026-11-24T10:00:00Z"
-    assert stores.tables()["order_metrics"][key] == {
+    assert stores.tables()["user_activities"][key] == {
         **dict(key),
         "max_total": 11,
         "who": "c",

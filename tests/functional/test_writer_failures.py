@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.exceptions import ConfigurationError, TransientError
 from pipeline.metrics.effects import Add, Extreme, PutOnce
+from pipeline.metrics.partials import partial_key
 from pipeline.metrics.plan import MetricWriteError, Positioned
 from pipeline.metrics.tables import Resources
 from pipeline.metrics.writer import DynamoMetricWriter
@@ -105,9 +106,11 @@ def test_read_raises_transient_error_when_the_store_cannot_answer(stores: Stores
 
 
 def test_a_validation_error_is_raised_not_retried(stores: Stores) -> None:
-    # GIVEN an item whose counter attribute holds a string
+    # GIVEN an item (this shard's partial) whose counter attribute holds a string
     key = order_key("b")
-    flushed(stores.writer(), SHARD, [Positioned(pos(1), PutOnce("order_metrics", key, {**dict(key), "n": "text"}))])
+    stored = partial_key("order_metrics", key, SHARD)
+    put = PutOnce("order_metrics", stored, {**dict(stored), "n": "text"})
+    flushed(stores.writer(), SHARD, [Positioned(pos(1), put)])
 
     # WHEN an Add targets it
     with pytest.raises(MetricWriteError, match="ValidationError"):

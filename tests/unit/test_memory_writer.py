@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.metrics.effects import Add, Extreme, Message, PutOnce
 from pipeline.metrics.flush import WriterStats
+from pipeline.metrics.partials import partial_key
 from pipeline.metrics.plan import ItemRef, MetricWriteError, Positioned
 from tests.metric_streams import (
     SHARD,
@@ -68,9 +69,7 @@ def test_decimal_sums_are_exact() -> None:
         assert flushed(writer, SHARD, batch).failed_from is None
 
     # THEN the stored sum is exactly 100.00
-    item = writer.store.item("order_metrics", key)
-    assert item is not None
-    assert item["revenue"] == Decimal("100.00")
+    assert writer.store.tables()["order_metrics"][key]["revenue"] == Decimal("100.00")
 
 
 @pytest.mark.parametrize("cold", [pytest.param(False, id="same-container"), pytest.param(True, id="new-container")])
@@ -121,7 +120,7 @@ def test_crash_in_the_middle_then_reflush_is_exact(crash_after: int, cold: bool)
 def test_transient_failure_reports_the_lowest_unpersisted_position(with_messages: bool, first_unpersisted: int) -> None:
     # GIVEN one order item whose writes always fail transiently (its first event is event 2)
     stream = [p for p in sample_stream(40) if with_messages or not isinstance(p.effect, Message)]
-    broken: set[ItemRef] = {("order_metrics", order_key("2026-11-24#02"))}
+    broken: set[ItemRef] = {("order_metrics", partial_key("order_metrics", order_key("2026-11-24#02"), SHARD))}
     store = MemoryStore()
     writer = MemoryMetricWriter(store, fails=lambda ref: ref in broken)
 
@@ -214,14 +213,14 @@ def test_a_stale_cache_costs_a_failed_condition_not_a_double_count() -> None:
 
 def test_extremes_never_move_backwards() -> None:
     # GIVEN a stored maximum of 10 (with its companion) and minimum of 3
-    key = order_key("b")
+    key = (("user_id", "u1"),)
     writer = MemoryMetricWriter(MemoryStore())
     flushed(
         writer,
         SHARD,
         [
-            Positioned(pos(1), Extreme("order_metrics", key, "max", 10, companions={"who": "ten"})),
-            Positioned(pos(1), Extreme("order_metrics", key, "min", 3, kind="min")),
+            Positioned(pos(1), Extreme("user_sessions", key, "max", 10, companions={"who": "ten"})),
+            Positioned(pos(1), Extreme("user_sessions", key, "min", 3, kind="min")),
         ],
     )
 
@@ -230,14 +229,14 @@ def test_extremes_never_move_backwards() -> None:
         writer,
         SHARD,
         [
-            Positioned(pos(2), Extreme("order_metrics", key, "max", 5, companions={"who": "five"})),
-            Positioned(pos(3), Extreme("order_metrics", key, "max", 10, companions={"who": "ten again"})),
-            Positioned(pos(3), Extreme("order_metrics", key, "min", 4, kind="min")),
+            Positioned(pos(2), Extreme("user_sessions", key, "max", 5, companions={"who": "five"})),
+            Positioned(pos(3), Extreme("user_sessions", key, "max", 10, companions={"who": "ten again"})),
+            Positioned(pos(3), Extreme("user_sessions", key, "min", 4, kind="min")),
         ],
     )
 
     # THEN the stored values and companions stay, and nothing was written
-    assert writer.store.item("order_metrics", key) == {**dict(key), "max": 10, "who": "ten", "min": 3}
+    assert writer.store.item("user_sessions", key) == {**dict(key), "max": 10, "who": "ten", "min": 3}
     assert result.stats.item_writes == 0
 
 
@@ -311,10 +310,10 @@ def test_read_returns_stored_items_and_warms_the_cache() -> None:
 
 
 def test_mixed_max_and_min_on_one_attribute_is_a_bug() -> None:
-    key = order_key("b")
+    key = (("user_id", "u1"),)
     effects = [
-        Positioned(pos(1), Extreme("order_metrics", key, "x", 1, kind="max")),
-        Positioned(pos(2), Extreme("order_metrics", key, "x", 2, kind="min")),
+        Positioned(pos(1), Extreme("user_sessions", key, "x", 1, kind="max")),
+        Positioned(pos(2), Extreme("user_sessions", key, "x", 2, kind="min")),
     ]
     with pytest.raises(MetricWriteError, match="both max and min"):
         flushed(MemoryMetricWriter(MemoryStore()), SHARD, effects)

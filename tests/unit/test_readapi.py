@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from pipeline.exceptions import ConfigurationError
 from pipeline.readapi.cloudwatch import CloudWatchReader
 from pipeline.readapi.tables import BY_DAY_INDEX, MetricsReader, ReadTables
 from tools.dashboard.server import STATIC
@@ -37,14 +38,18 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
-def _hour_item(hour: int, orders: int, revenue: str) -> dict[str, Any]:
-    return {
+def _hour_item(hour: int, orders: int, revenue: str, shard: int | None = 0) -> dict[str, Any]:
+    """A partial of an hourly order bucket (``shard`` None: an item written before partials existed)."""
+    suffix = "" if shard is None else f"~{shard}"
+    item = {
         "metric_type": {"S": "hourly_orders"},
-        "time_bucket": {"S": f"2026-11-24#{hour:02d}"},
+        "time_bucket": {"S": f"2026-11-24#{hour:02d}{suffix}"},
         "order_count": {"N": str(orders)},
         "total_revenue": {"N": revenue},
-        "_pos_shardId-000000000000": {"S": "0001.000000.0000000"},
     }
+    if shard is not None:
+        item[f"_pos_shardId-{shard:012d}"] = {"S": "0001.000000.0000000"}
+    return item
 
 
 def test_orders_per_hour_follows_every_page_and_keeps_money_exact(stubbed: tuple[Any, Stubber]) -> None:
@@ -55,46 +60,85 @@ def test_orders_per_hour_follows_every_page_and_keeps_money_exact(stubbed: tuple
         "KeyConditionExpression": "metric_type = :t AND begins_with(time_bucket, :d)",
         "ExpressionAttributeValues": {":t": {"S": "hourly_orders"}, ":d": {"S": "2026-11-24#"}},
     }
-    last = {"metric_type": {"S": "hourly_orders"}, "time_bucket": {"S": "2026-11-24#06"}}
-    stubber.add_response("query", {"Items": [_hour_item(6, 2, "0.1")], "LastEvaluatedKey": last}, expected)
-    stubber.add_response("query", {"Items": [_hour_item(7, 1, "0.2")]}, {**expected, "ExclusiveStartKey": last})
+    last = {"metric_type": {"S": "hourly_orders"}, "time_bucket": {"S": "2026-11-24#06~3"}}
+    # (hour 6: a legacy item and two shards' partials, across the page break)
+    first = [_hour_item(6, 1, "0.05", None), _hour_item(6, 1, "0.02", 0), _hour_item(6, 0, "0.03", 3)]
+    stubber.add_response("query", {"Items": first, "LastEvaluatedKey": last}, expected)
+    second = [_hour_item(6, 0, "0", 12), _hour_item(7, 1, "0.2")]
+    stubber.add_response("query", {"Items": second}, {**expected, "ExclusiveStartKey": last})
     # WHEN the chart is read
     chart = MetricsReader(client, TABLES).orders_per_hour(DAY)
-    # THEN two Query calls (the stubber holds no other), 24 hours, exact Decimal sums, no watermark
+    # THEN two Query calls (the stubber holds no other), 24 hours, partials summed exactly as Decimal
     assert chart.requests == 2 and len(chart.rows) == 24
     assert chart.rows[6].hour == datetime(2026, 11, 24, 6, tzinfo=UTC)
     assert [(r.orders, r.revenue) for r in chart.rows[5:8]] == [(0, 0), (2, Decimal("0.1")), (1, Decimal("0.2"))]
     assert sum(r.revenue for r in chart.rows) == Decimal("0.3")
-    assert chart_json(chart)["totals"]["revenue"] == "0.3"
+    assert chart_json(chart)["totals"]["revenue"] == "0.30"  # 0.05 + 0.02 + 0.03 + 0.2, exactly
 
 
-def test_top_products_asks_the_index_in_descending_order_and_stops_at_the_limit(stubbed: tuple[Any, Stubber]) -> None:
+def test_with_a_key_split_a_chart_queries_each_split_and_sums_across_them(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN partition keys split 2 ways: hour 6 has partials under both hourly_orders~0 and ~1
+    client, stubber = stubbed
+    for k, (orders, revenue) in enumerate([(2, "1.50"), (3, "0.25")]):
+        item = {**_hour_item(6, orders, revenue, k), "metric_type": {"S": f"hourly_orders~{k}"}}
+        expected = {
+            "TableName": "orders-t",
+            "KeyConditionExpression": "metric_type = :t AND begins_with(time_bucket, :d)",
+            "ExpressionAttributeValues": {":t": {"S": f"hourly_orders~{k}"}, ":d": {"S": "2026-11-24#"}},
+        }
+        stubber.add_response("query", {"Items": [item]}, expected)
+    # WHEN the chart is read with the stack's split
+    tables = ReadTables.from_outputs(
+        {"OrderMetricsTable": "orders-t", "ProductMetricsTable": "p", "WindowMetricsTable": "w", "MetricKeySplit": "2"}
+    )
+    chart = MetricsReader(client, tables).orders_per_hour(DAY)
+    # THEN one Query per split, and the hour sums both
+    assert chart.requests == 2
+    assert (chart.rows[6].orders, chart.rows[6].revenue) == (5, Decimal("1.75"))
+    with pytest.raises(ConfigurationError, match="not a key split"):
+        ReadTables.from_env(
+            {
+                "ORDER_METRICS_TABLE": "o",
+                "PRODUCT_METRICS_TABLE": "p",
+                "WINDOW_METRICS_TABLE": "w",
+                "METRIC_KEY_SPLIT": "0",
+            }
+        )
+
+
+def test_top_products_sums_every_partial_of_the_day_from_the_index_then_ranks(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     base = {
         "TableName": "products-t",
         "IndexName": BY_DAY_INDEX,
-        "KeyConditionExpression": "metric_date = :d",
+        "KeyConditionExpression": "view_day = :d",
         "ExpressionAttributeValues": {":d": {"S": "2026-11-24"}},
-        "ScanIndexForward": False,
     }
 
-    def item(product: str, views: int) -> dict[str, Any]:
-        return {"product_id": {"S": product}, "metric_date": {"S": "2026-11-24"}, "view_count": {"N": str(views)}}
+    def item(product: str, shard: int, views: int) -> dict[str, Any]:
+        return {
+            "product_id": {"S": product},
+            "metric_date": {"S": f"2026-11-24~{shard}"},
+            "view_day": {"S": "2026-11-24"},
+            "view_count": {"N": str(views)},
+            f"_pos_shardId-{shard:012d}": {"S": "0001.000000.0000000"},
+        }
 
-    last = {"product_id": {"S": "p-2"}, "metric_date": {"S": "2026-11-24"}, "view_count": {"N": "5"}}
-    # GIVEN an index that returns fewer items than asked on its first page (1 MB pages)
+    last = {"product_id": {"S": "p-2"}, "metric_date": {"S": "2026-11-24~0"}, "view_day": {"S": "2026-11-24"}}
+    # GIVEN the day's partials over two pages: p-2 is seen by two shards (3 + 7 views), one on each page
     stubber.add_response(
-        "query", {"Items": [item("p-1", 9), item("p-2", 5)], "LastEvaluatedKey": last}, {**base, "Limit": 3}
+        "query", {"Items": [item("p-1", 0, 9), item("p-2", 0, 3)], "LastEvaluatedKey": last}, dict(base)
     )
     stubber.add_response(
         "query",
-        {"Items": [item("p-3", 4)], "LastEvaluatedKey": {**last, "product_id": {"S": "p-3"}}},
-        {**base, "Limit": 1, "ExclusiveStartKey": last},
+        {"Items": [item("p-2", 5, 7), item("p-3", 5, 4), item("p-4", 1, 4)]},
+        {**base, "ExclusiveStartKey": last},
     )
-    # WHEN the top 3 are read THEN it asks only for what is missing and stops there, ranks in order
+    # WHEN the top 3 are read
     chart = MetricsReader(client, TABLES).top_products(DAY, 3)
+    # THEN every page was read, partials summed per product, ties ranked by product id, the limit kept
     assert chart.requests == 2
-    assert [(r.rank, r.product_id, r.views) for r in chart.rows] == [(1, "p-1", 9), (2, "p-2", 5), (3, "p-3", 4)]
+    assert [(r.rank, r.product_id, r.views) for r in chart.rows] == [(1, "p-2", 10), (2, "p-1", 9), (3, "p-3", 4)]
 
 
 def test_views_per_hour_sums_every_products_hours(stubbed: tuple[Any, Stubber]) -> None:

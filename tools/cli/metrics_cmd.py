@@ -22,9 +22,10 @@ from tools.local.state import STATE_DIR_VARIABLE, default_state_dir
 __all__ = ["configure", "run", "utc_day"]
 
 _EPILOG = (
-    "Charts: orders (orders, revenue, items per UTC hour: order_metrics, metric_type=hourly_orders), views (product "
-    "views per hour: product_metrics, every product through its by-day index, or --product), top (the most viewed "
-    "products of the day: the by-day index, descending), windows (the analytics job's windows in window_metrics: "
+    "Charts (per-shard partial items summed on read): orders (orders, revenue, items per UTC hour: order_metrics, "
+    "metric_type=hourly_orders), views (product views per hour: product_metrics, every product through its "
+    "by-view-day index, or --product), top (the most viewed products of the day: every product-day partial of "
+    "the day from the by-view-day index, summed and ranked), windows (the analytics job's windows in window_metrics: "
     "--window-metric, --window-key), bad-rows (the consumer's BadRows metric per hour, CloudWatch), lag (the live "
     "runtime's per-shard iterator age; CloudWatch IteratorAge without a local runtime). The stack is the one "
     "'pipeline up' deployed (its state dir and stage); without one, the table names come from the environment "

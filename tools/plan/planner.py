@@ -41,7 +41,7 @@ __all__ = ["ConsumerPlan", "HotKey", "Plan", "PlanRequest", "consumer_cycle", "p
 _INVOCATION_JSON_OVERHEAD: Final = 300
 """Bytes of JSON around each record's base64 data in a Kinesis event (ids, ARN, timestamps)."""
 _BASE_ITEM_BYTES: Final = 300
-"""A counter item's size without watermarks (keys and a few counters)."""
+"""A counter item's size without its watermark (keys and a few counters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +234,20 @@ def _many_shards_factor(figures: Figures, shards: int) -> float:
 
 
 def _hot_keys(request: PlanRequest, figures: Figures, shards: int, cycle_s: float) -> tuple[HotKey, ...]:
+    """Partition keys above ``utilization`` of a partition's write units, and the split that fixes each.
+
+    Project (per-shard partial items, :mod:`pipeline.metrics.partials`): a hot logical item is one
+    partial per shard, each holding one watermark (about one write unit a write, whatever the shard
+    count), but all partials share the partition key (``hourly_orders``, a product id), so that key
+    takes one write per shard invocation carrying the item's events: ``min(events, shards / cycle)``
+    writes a second. Seed style: one write (about one unit) per event on one item.
+    """
     keys = []
     limit = PARTITION_WCU_PER_S * request.utilization
+    units = math.ceil((_BASE_ITEM_BYTES + figures.watermark_bytes) / 1024)
     for table, share in sorted(figures.hottest_share.items()):
         events = request.rate * share
         writes = min(events, shards / cycle_s)  # at most one write per shard invocation (coalesced)
-        units = math.ceil((_BASE_ITEM_BYTES + min(shards, events * cycle_s) * figures.watermark_bytes) / 1024)
         if writes * units > limit:
             parts = math.ceil(writes * units / limit)
             keys.append(
@@ -248,8 +256,9 @@ def _hot_keys(request: PlanRequest, figures: Figures, shards: int, cycle_s: floa
                     writes,
                     writes * units,
                     "project",
-                    f"{units} WU a write (one watermark per shard); per-shard partial items, "
-                    f"or split the key over {parts} suffixes read together",
+                    f"{writes:,.0f} partial writes/s ({units} WU each, one per shard invocation) on one partition "
+                    f"key; set MetricKeySplit={parts}: the key over {parts} suffixes (shard ordinal mod {parts}), "
+                    f"read by {parts} Queries",
                 )
             )
         if events > limit:  # the seed style writes once per event, about 1 unit each
