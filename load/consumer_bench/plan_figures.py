@@ -53,7 +53,8 @@ TABLE_TYPES: Final = {
     "order_claims": "order_event",
     "system_metrics": "system_metric",
 }
-"""Which event type's events write (or read) each table; ``event_dedup`` is every event's."""
+"""Which event type's events write (or read) each table; ``event_dedup`` is every event's. A table's
+index (``<table>/<index>``, :data:`load.consumer_bench.units.INDEXES`) is its table's type's."""
 _SHARD: Final = "shardId-000000000000"
 
 
@@ -61,15 +62,22 @@ def _by_type(figures: UnitFigures, counts: Counter[str]) -> dict[str, Any]:
     """Units per event of each type, and the dedup window's per event of any type."""
     units = figures.units
     out: dict[str, Any] = {"events_per_invocation": round(figures.events / figures.invocations, 1)}
+    indexes: dict[str, dict[str, float]] = {}
     for kind, source in (("write_units", units.write_units), ("read_units", units.read_units)):
         per_type: dict[str, float] = {}
         for table, value in source.items():
-            owner = TABLE_TYPES.get(table)
-            if owner is not None:
-                per_type[owner] = per_type.get(owner, 0.0) + float(value) / counts[owner]
+            if table == "event_dedup":
+                continue
+            owner = TABLE_TYPES.get(table.split("/")[0])
+            if owner is None:  # a table no type owns would silently drop out of the planner's units
+                raise ValueError(f"no event type owns table {table!r}: add it to TABLE_TYPES")
+            per_type[owner] = per_type.get(owner, 0.0) + float(value) / counts[owner]
+            if kind == "write_units" and "/" in table:  # the planner's hot index partitions need them apart
+                indexes[table] = {owner: round(float(value) / counts[owner], 5)}
         out[f"{kind}_per_event_of_type"] = {t: round(v, 5) for t, v in sorted(per_type.items())}
         out[f"{kind}_per_event_any"] = round(float(source.get("event_dedup", 0)) / figures.events, 5)
         out[f"{kind}_per_event"] = round(float(sum(source.values())) / figures.events, 5)
+    out["index_write_units_per_event_of_type"] = indexes
     out["by_table"] = figures.per_event()
     return out
 

@@ -10,6 +10,11 @@ operations"; the worked examples are in ``tests/unit/test_capacity_units.py``):
   ``BatchWriteItem``) costs ``ceil(size / 1 KB)`` write units, at least 1, of the **larger** of the item
   before and after it; a transactional write twice that. A conditional write whose condition fails
   still costs its units (of the item as it stands, at least 1).
+- A global secondary index is written too, billed the same way on its own entry (the table's keys,
+  the index's keys and the projected attributes): one write when an item enters the index or a
+  projected attribute changes, a delete when it leaves, a delete and a put when an index key changes
+  (:data:`INDEXES`, the template's, checked against ``template.yaml`` by the tests). Its units are
+  counted under ``<table>/<index>``; they are write units, not item writes.
 - A read costs ``ceil(size / 4 KB)`` units, at least 1 (a missing item too), for a strongly consistent
   read; half for an eventually consistent one; twice for a transactional one. ``BatchGetItem`` rounds
   each item; ``Query`` rounds the sum of the items a page returns.
@@ -42,12 +47,15 @@ from pipeline.retry import NO_DEADLINE, Deadline
 from tools.memory import MemoryDedupStore, MemoryStore
 
 __all__ = [
+    "INDEXES",
     "READ_UNIT_BYTES",
     "WRITE_UNIT_BYTES",
+    "IndexSpec",
     "MeteredDedupStore",
     "MeteredSeedClient",
     "MeteredStore",
     "UnitTally",
+    "index_write_units",
     "python_item_bytes",
     "query_read_units",
     "read_units",
@@ -59,12 +67,53 @@ READ_UNIT_BYTES: Final = 4096
 _CONSISTENCY: Final = {"eventual": Decimal("0.5"), "strong": Decimal(1), "transactional": Decimal(2)}
 
 
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """A global secondary index of a logical table: its keys and the attributes it projects."""
+
+    table: str
+    name: str
+    keys: tuple[str, ...]
+    projected: frozenset[str]
+
+    def entry(self, item: Mapping[str, object] | None) -> dict[str, object] | None:
+        """The index's entry for ``item``: ``None`` when the item lacks an index key (not in the index)."""
+        if item is None or any(k not in item for k in self.keys):
+            return None
+        wanted = {*TABLES[self.table].keys, *self.keys, *self.projected}
+        return {name: value for name, value in item.items() if name in wanted}
+
+
+INDEXES: Final = (
+    IndexSpec(
+        "product_metrics",
+        "by-view-day",
+        ("view_day", "product_id"),
+        frozenset({"view_count", "last_viewed", *(f"hour_{hour:02d}" for hour in range(24))}),
+    ),
+)
+"""The template's global secondary indexes on tables the consumer writes."""
+
+
 def write_units(before: int, after: int, *, transactional: bool = False) -> int:
     """Write units of one write that changes an item of ``before`` bytes into ``after`` bytes (0: absent)."""
     if before < 0 or after < 0:
         raise ValueError(f"item sizes are not negative: {before}, {after}")
     units = max(1, math.ceil(max(before, after) / WRITE_UNIT_BYTES))
     return 2 * units if transactional else units
+
+
+def index_write_units(index: IndexSpec, before: Mapping[str, object] | None, after: Mapping[str, object] | None) -> int:
+    """Write units ``index`` costs when an item changes from ``before`` to ``after`` (``None``: absent)."""
+    old, new = index.entry(before), index.entry(after)
+    if old == new:
+        return 0
+    if old is not None and new is not None and any(old[k] != new[k] for k in index.keys):
+        return write_units(python_item_bytes(old), 0) + write_units(0, python_item_bytes(new))
+    return write_units(
+        0 if old is None else python_item_bytes(old),
+        0 if new is None else python_item_bytes(new),
+    )
 
 
 def read_units(size: int, consistency: str = "strong") -> Decimal:
@@ -136,6 +185,11 @@ class _Meter:
             self._wu[table] += write_units(before, after)
             self._failed[table] += failed
 
+    def index_write(self, label: str, units: int) -> None:
+        if units:
+            with self._lock:
+                self._wu[label] += units
+
     def read(self, table: str, units: Decimal) -> None:
         with self._lock:
             self._ru[table] = self._ru.get(table, Decimal(0)) + units
@@ -148,8 +202,9 @@ class _Meter:
 
 class MeteredStore(MemoryStore):
     """A :class:`MemoryStore` that counts write units of every write the engine executes (failed
-    conditions included) and strongly consistent read units of every item it reads (the DynamoDB
-    writer's ``BatchGetItem`` reads are consistent)."""
+    conditions included; the global secondary indexes' writes too, see :data:`INDEXES`) and strongly
+    consistent read units of every item it reads (the DynamoDB writer's ``BatchGetItem`` reads are
+    consistent)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -162,6 +217,11 @@ class MeteredStore(MemoryStore):
         before = 0 if before_item is None else python_item_bytes(before_item)
         after = 0 if after_item is None else python_item_bytes(after_item)
         self._meter.write(write.table, before, after, failed=result.outcome is not Outcome.OK)
+        for index in INDEXES:
+            if index.table == write.table:
+                self._meter.index_write(
+                    f"{index.table}/{index.name}", index_write_units(index, before_item, after_item)
+                )
         return result
 
     def item(self, table: str, key: ItemKey) -> dict[str, object] | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from load.consumer_bench.units import INDEXES
 from pipeline.metrics.tables import TABLES, Resources
 from tests.template_support import (
     _ACCOUNT_ROOT,
@@ -144,6 +145,23 @@ def test_every_table_in_the_template_is_one_the_code_knows(template: dict[str, A
     known = {_ref(environment[spec.env]) for spec in TABLES.values()} | {_store_table(template)}
     known.add(_window_metrics_table(template))  # the analytics job's, not the consumer's
     assert set(_resources_of_type(template, "AWS::DynamoDB::Table")) == known
+
+
+def test_the_consumer_benchmark_meters_every_index_of_the_tables_the_consumer_writes(template: dict[str, Any]) -> None:
+    # GIVEN the global secondary indexes the template puts on the tables the consumer writes
+    environment = _environment(template)
+    declared = {}
+    for logical, spec in TABLES.items():
+        if spec.written_by_plugins:
+            table = template["Resources"][_ref(environment[spec.env])]["Properties"]
+            for index in table.get("GlobalSecondaryIndexes", []):
+                projection = index["Projection"]
+                assert projection["ProjectionType"] == "INCLUDE", "the meter knows INCLUDE projections only"
+                keys = tuple(k["AttributeName"] for k in index["KeySchema"])
+                declared[(logical, index["IndexName"])] = (keys, frozenset(projection["NonKeyAttributes"]))
+    # THEN the write-units meter bills each of them with the template's keys and projection
+    metered = {(i.table, i.name): (i.keys, i.projected) for i in INDEXES}
+    assert metered == declared
 
 
 def test_the_function_environment_names_everything_the_consumer_reads(template: dict[str, Any]) -> None:

@@ -13,8 +13,10 @@ import pytest
 
 from load.consumer_bench.counting import attribute_bytes, item_bytes
 from load.consumer_bench.units import (
+    INDEXES,
     MeteredSeedClient,
     MeteredStore,
+    index_write_units,
     python_item_bytes,
     query_read_units,
     read_units,
@@ -127,3 +129,35 @@ def test_metered_seed_client_applies_add_and_set_and_bills_each_call() -> None:
     units = client.units()
     assert units.write_units == {"product_metrics": 2}
     assert units.read_units == {"product_metrics": Decimal("0.5")}
+
+
+def test_the_product_index_is_billed_on_its_own_entry_when_a_projected_attribute_changes() -> None:
+    # GIVEN a product partial entering the day index, then a view added, then a write that leaves it alone
+    store = MeteredStore()
+    key = (("product_id", "p-1"), ("metric_date", "2026-11-24~0"))
+    store.execute(
+        ItemWrite(
+            "product_metrics",
+            key,
+            insert=True,
+            sets={"product_id": "p-1", "metric_date": "2026-11-24~0", "view_day": "2026-11-24", "view_count": 1},
+        )
+    )
+    store.execute(ItemWrite("product_metrics", key, insert=False, increments={"view_count": 1}))
+    store.execute(ItemWrite("product_metrics", key, insert=False, sets={"_pos_s": "9"}))
+    # THEN the index costs one unit for the put and one for the change, none for the unprojected write
+    units = store.units()
+    assert units.write_units == {"product_metrics": 3, "product_metrics/by-view-day": 2}
+    assert units.writes == {"product_metrics": 3}
+
+
+def test_an_index_key_change_is_a_delete_and_a_put_and_leaving_the_index_a_delete() -> None:
+    (index,) = INDEXES
+    before = {"product_id": "p", "metric_date": "d~0", "view_day": "d", "view_count": 1}
+    moved = {**before, "view_day": "e"}
+    assert index_write_units(index, before, moved) == 2
+    assert index_write_units(index, None, before) == 1
+    assert index_write_units(index, before, {"product_id": "p", "metric_date": "d~0"}) == 1
+    assert index_write_units(index, before, {**before, "_pos_s": "1"}) == 0
+    big = {**before, "view_count": 1, "hour_00": 1, "last_viewed": "x" * 1_500}
+    assert index_write_units(index, None, big) == 2

@@ -3,10 +3,14 @@ one shard's write units per event (per-shard partials), and the report says so a
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
+from load.consumer_bench.plan_figures import _by_type
 from load.consumer_bench.unit_report import SHARDS_TARGET, measure_units, shards_label, shards_ratio, units_section
-from load.consumer_bench.unit_runs import hot_shards
+from load.consumer_bench.unit_runs import UnitFigures, hot_shards
+from load.consumer_bench.units import UnitTally
 from tools.generate import generate_events
 
 
@@ -46,3 +50,23 @@ def test_the_report_states_the_ratio_at_the_most_shards_and_refuses_too_few_even
     assert shards_ratio({shards_label(10): case(1.0), shards_label(100): case(1.0)}) is None
     with pytest.raises(ValueError, match="1,000 shards need at least 100,100"):
         measure_units(list(generate_events(200, 1)), 100, lambda _: None, (1, 1_000))
+
+
+def test_an_index_s_units_count_for_its_table_s_event_type_and_an_unowned_table_is_refused() -> None:
+    # GIVEN a metered run of 4 product views and 2 activities whose product index was written too
+    units = UnitTally(
+        writes={"product_metrics": 4, "user_activities": 2},
+        write_units={"product_metrics": 4, "product_metrics/by-view-day": 4, "user_activities": 2, "event_dedup": 1},
+        read_units={},
+        failed={},
+    )
+    figures = UnitFigures("t", events=6, records=6, invocations=1, units=units)
+    # THEN the index's units are the product views' (2 WU each), the dedup window's any event's
+    out = _by_type(figures, Counter({"product_view": 4, "user_activity": 2}))
+    assert out["write_units_per_event_of_type"] == {"product_view": 2.0, "user_activity": 1.0}
+    assert out["write_units_per_event_any"] == round(1 / 6, 5)
+    assert out["index_write_units_per_event_of_type"] == {"product_metrics/by-view-day": {"product_view": 1.0}}
+    # AND a table no event type owns stops the figures instead of dropping out of them
+    stray = UnitFigures("t", 6, 6, 1, UnitTally({}, {"mystery": 1}, {}, {}))
+    with pytest.raises(ValueError, match="mystery"):
+        _by_type(stray, Counter({"product_view": 4}))

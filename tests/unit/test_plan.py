@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,6 +109,21 @@ def test_with_partials_a_hot_items_partition_takes_one_write_per_shard_invocatio
     # AND at 100 shards (100 writes a second) the project has no hot key, the seed style still has
     calm = plan(PlanRequest(50_000, "gzip-batch", shards=100), _figures())
     assert {h.design for h in calm.hot_keys} == {"seed style"}
+
+
+def test_the_day_index_partition_is_a_hot_key_once_its_writes_pass_a_partitions_limit() -> None:
+    # GIVEN figures where each product view costs the day index 0.5 WU (views are 55% of the events)
+    base = _figures()
+    (point,) = base.project_points
+    indexed = replace(point, index_write_per_type={"product_metrics/by-view-day": {"product_view": 0.5}})
+    figures = replace(base, project_points=(indexed,))
+    # THEN 1,000 events/s (275 WU/s on the day's partition) is no hot key
+    assert not [h for h in plan(PlanRequest(1_000, "gzip-batch"), figures).hot_keys if "/" in h.table]
+    # AND 10,000 events/s (2,750 WU/s) is, with the split it would take (2,750 / 800 -> 4), said to be not built
+    (hot,) = [h for h in plan(PlanRequest(10_000, "gzip-batch"), figures).hot_keys if "/" in h.table]
+    assert hot.table == "product_metrics/by-view-day"
+    assert hot.write_units_per_s == pytest.approx(2_750)
+    assert "4 suffixes" in hot.fix and "not built" in hot.fix
 
 
 def test_bad_requests_are_refused_with_a_reason() -> None:

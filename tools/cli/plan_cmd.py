@@ -85,7 +85,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         help="a prices file (same layout as tools/plan/data/prices-*.json); its keys replace the defaults",
     )
     parser.add_argument(
-        "--figures", type=Path, help="a figures file (default: tools/plan/data/consumer-figures-v1-2026-12-01.json)"
+        "--figures", type=Path, help="a figures file (default: tools/plan/data/consumer-figures-v1-2026-12-02.json)"
     )
     parser.add_argument(
         "--simulate",

@@ -8,7 +8,7 @@ Prices are :class:`~decimal.Decimal` (money never goes through a float).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _DATA: Final = Path(__file__).parent / "data"
-DEFAULT_FIGURES: Final = _DATA / "consumer-figures-v1-2026-12-01.json"
+DEFAULT_FIGURES: Final = _DATA / "consumer-figures-v1-2026-12-02.json"
 DEFAULT_PRICES: Final = _DATA / "prices-us-east-1-2026-12-01.json"
 EVENT_TYPES: Final = ("order_event", "product_view", "system_metric", "user_activity")
 
@@ -48,6 +48,12 @@ class UnitPoint:
     write_any: float
     read_per_type: Mapping[str, float]
     read_any: float
+    index_write_per_type: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Of the write units, each global secondary index's (``<table>/<index>``) per event of each type."""
+
+    def index_write_units(self, index: str, mix: Mapping[str, float]) -> float:
+        """Write units per event of ``index`` alone (its partitions are apart from the table's)."""
+        return sum(share * self.index_write_per_type.get(index, {}).get(t, 0.0) for t, share in mix.items())
 
     def write_units(self, mix: Mapping[str, float]) -> float:
         return sum(share * self.write_per_type.get(t, 0.0) for t, share in mix.items()) + self.write_any
@@ -117,6 +123,10 @@ def _point(path: Path, raw: Mapping[str, Any]) -> UnitPoint:
             float(raw["write_units_per_event_any"]),
             {t: float(v) for t, v in raw["read_units_per_event_of_type"].items()},
             float(raw["read_units_per_event_any"]),
+            {
+                index: {t: float(v) for t, v in per_type.items()}
+                for index, per_type in raw.get("index_write_units_per_event_of_type", {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PlanInputError(f"{path}: a units point lacks or mistypes {exc}") from exc

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from tools.plan.inputs import EVENT_TYPES, Figures, PlanInputError
+from tools.plan.inputs import EVENT_TYPES, Figures, PlanInputError, UnitPoint
 from tools.plan.limits import (
     LAMBDA_MAX_BATCH_RECORDS,
     LAMBDA_PAYLOAD_BYTES,
@@ -233,6 +233,35 @@ def _many_shards_factor(figures: Figures, shards: int) -> float:
     return points[-1][1] / one
 
 
+def _hot_indexes(request: PlanRequest, point: UnitPoint, mix: Mapping[str, float]) -> tuple[HotKey, ...]:
+    """Index partitions above ``utilization`` of a partition's write units.
+
+    The product index (``by-view-day``) is keyed by the day: every product partial's write that
+    changes its views also writes that one index partition, so it takes the rate times the index's
+    measured units per event (one unit per write: its entries are small). DynamoDB throttles the
+    table's writes when an index cannot keep up. No split of the index key is built: the warning says
+    what it would take.
+    """
+    limit = PARTITION_WCU_PER_S * request.utilization
+    keys = []
+    for index in sorted(point.index_write_per_type):
+        units = request.rate * point.index_write_units(index, mix)
+        if units > limit:
+            parts = math.ceil(units / limit)
+            keys.append(
+                HotKey(
+                    index,
+                    units,
+                    units,
+                    "project",
+                    f"{units:,.0f} WU/s on the index's partition of the day, which throttles the table's writes; "
+                    f"it needs the day key split over {parts} suffixes (not built: the day's charts would read "
+                    f"{parts} partitions)",
+                )
+            )
+    return tuple(keys)
+
+
 def _hot_keys(request: PlanRequest, figures: Figures, shards: int, cycle_s: float) -> tuple[HotKey, ...]:
     """Partition keys above ``utilization`` of a partition's write units, and the split that fixes each.
 
@@ -335,6 +364,6 @@ def plan(request: PlanRequest, figures: Figures) -> Plan:
         figures.seed.read_units(mix),
         seed_shards,
         seed_state,
-        _hot_keys(request, figures, shards, state.cycle_s),
+        _hot_keys(request, figures, shards, state.cycle_s) + _hot_indexes(request, point, mix),
         mix,
     )
