@@ -337,7 +337,7 @@ class FlushEngine:
             known = self.cache.state(ref)
             if known is UNKNOWN:
                 continue
-            write = plan_write(plan, shard_id, known)
+            write = plan_write(plan, shard_id, known, self.key_split)
             if write is None:
                 del pending[ref]
             else:

@@ -27,7 +27,8 @@ and merge with the same K. K is part of where a shard's partial lives: change it
 is waiting for a retry (a batch re-delivered after the change would meet a new partial without its
 watermark and count again); partials written under the old K stay readable only with the old K.
 With K > 1 a partition key value that itself ends in ``~<digits>`` would be read as a split one:
-the partial tables' partition keys (metric types, product ids, metric names) are not expected to.
+the partial tables' partition keys (metric types, product ids, metric names) are not expected to. The product index's
+day (``view_day``) is split the same way, so the index's partition of a day is not one hot key either.
 """
 
 from __future__ import annotations
@@ -129,13 +130,17 @@ def upper_bound(sort_value: str) -> str:
     return f"{sort_value}{SEPARATOR}{SEPARATOR}"
 
 
-def index_attributes(table: str, key: ItemKey) -> dict[str, str]:
-    """Attributes a new partial is created with besides its key: the plain logical sort key for an index."""
+def index_attributes(table: str, key: ItemKey, shard_id: str = "", split: int = 1) -> dict[str, str]:
+    """Attributes ``shard_id``'s new partial ``key`` is created with besides its key: the plain logical
+    sort key for an index (the day), with ``~<shard ordinal mod K>`` when ``split`` K > 1, so the
+    index's day is split as the partition keys are (read by K Queries, :func:`partition_values`)."""
     spec = TABLES.get(table)
     if spec is None or spec.day_attribute is None:
         return {}
-    value = logical_key(table, key)[-1][1]
-    return {spec.day_attribute: str(value)}
+    value = str(logical_key(table, key, split)[-1][1])
+    if split > 1:
+        value = f"{value}{SEPARATOR}{shard_ordinal(shard_id) % split}"
+    return {spec.day_attribute: value}
 
 
 def partial_effect(effect: Effect, shard_id: str, split: int = 1) -> Effect:

@@ -200,8 +200,9 @@ def _add_extreme(plan: ItemPlan, position: str, effect: Extreme) -> None:
     slot.candidates.append(_Candidate(position, effect.value, effect.companions))
 
 
-def plan_write(plan: ItemPlan, shard_id: str, state: State | None) -> ItemWrite | None:
+def plan_write(plan: ItemPlan, shard_id: str, state: State | None, key_split: int = 1) -> ItemWrite | None:
     """The one write that brings an item in ``state`` up to ``plan``; ``None`` if it already is.
+    ``key_split`` is the deployment's (it splits an index's day as it splits partition keys).
 
     Counters: only the contributions after the stored watermark of ``shard_id`` are added, and the
     watermark moves to the highest of them, conditioned on it still being what ``state`` says.
@@ -224,7 +225,7 @@ def plan_write(plan: ItemPlan, shard_id: str, state: State | None) -> ItemWrite 
     sets: dict[str, Scalar] = {}
     if state is None:
         sets.update(plan.key)
-        sets.update(index_attributes(plan.table, plan.key))
+        sets.update(index_attributes(plan.table, plan.key, shard_id, key_split))
         sets.update(totals)
         if pending:
             sets[wm_attribute] = max(pending)

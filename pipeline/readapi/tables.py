@@ -190,13 +190,15 @@ class MetricsReader:
     # ------------------------------------------------------------------ reading
 
     def _by_day(self, day: date) -> tuple[list[dict[str, Any]], int]:
-        """Every product's logical item of ``day`` from the index (all partials, every page)."""
+        """Every product's logical item of ``day`` from the index (all partials, every page; with a key
+        split K, K Queries: the index's day is split as the partition keys are)."""
         return self._query(
             "product_metrics",
+            partition=(":d", day.isoformat()),
             TableName=self._tables.product_metrics,
             IndexName=BY_DAY_INDEX,
             KeyConditionExpression="view_day = :d",
-            ExpressionAttributeValues={":d": {"S": day.isoformat()}},
+            ExpressionAttributeValues={},
         )
 
     def _query(

@@ -15,6 +15,7 @@ from pipeline.exceptions import ConfigurationError, MetricWriteError
 from pipeline.metrics.effects import Add, Extreme
 from pipeline.metrics.limits import effect_problem
 from pipeline.metrics.partials import (
+    index_attributes,
     logical_key,
     merge_items,
     partial_effect,
@@ -235,3 +236,21 @@ def test_the_consumer_reads_its_key_split_from_the_template_parameter(raw: str, 
             ConsumerConfig.from_env(env)
     else:
         assert ConsumerConfig.from_env(env).key_split == split
+
+
+def test_with_a_key_split_the_index_day_is_split_as_the_partition_key_is() -> None:
+    # GIVEN shard 7's partial of a product-day with the key split 3 ways (7 mod 3 = 1)
+    logical = (("product_id", "p-1"), ("metric_date", "2026-11-24"))
+    key = partial_key("product_metrics", logical, "shardId-000000000007", 3)
+    assert key == (("product_id", "p-1~1"), ("metric_date", "2026-11-24~7"))
+    # THEN its index day carries the same split suffix, and without a split the plain day
+    assert index_attributes("product_metrics", key, "shardId-000000000007", 3) == {"view_day": "2026-11-24~1"}
+    plain = partial_key("product_metrics", logical, "shardId-000000000007")
+    assert index_attributes("product_metrics", plain, "shardId-000000000007") == {"view_day": "2026-11-24"}
+    assert index_attributes("order_metrics", (("metric_type", "daily_orders"), ("time_bucket", "d~7")), "s", 3) == {}
+    # AND the writer creates the partial with it
+    store = MemoryStore()
+    view = Positioned(pos(1), Add("product_metrics", logical, {"view_count": 1}))
+    assert flushed(MemoryMetricWriter(store, key_split=3), "shardId-000000000007", [view]).failed_from is None
+    stored = store.item("product_metrics", key)
+    assert stored is not None and stored["view_day"] == "2026-11-24~1"

@@ -119,11 +119,11 @@ def test_the_day_index_partition_is_a_hot_key_once_its_writes_pass_a_partitions_
     figures = replace(base, project_points=(indexed,))
     # THEN 1,000 events/s (275 WU/s on the day's partition) is no hot key
     assert not [h for h in plan(PlanRequest(1_000, "gzip-batch"), figures).hot_keys if "/" in h.table]
-    # AND 10,000 events/s (2,750 WU/s) is, with the split it would take (2,750 / 800 -> 4), said to be not built
+    # AND 10,000 events/s (2,750 WU/s) is, with the split that fixes it (2,750 / 800 -> 4)
     (hot,) = [h for h in plan(PlanRequest(10_000, "gzip-batch"), figures).hot_keys if "/" in h.table]
     assert hot.table == "product_metrics/by-view-day"
     assert hot.write_units_per_s == pytest.approx(2_750)
-    assert "4 suffixes" in hot.fix and "not built" in hot.fix
+    assert "MetricKeySplit=4" in hot.fix and "4 Queries" in hot.fix
 
 
 def test_bad_requests_are_refused_with_a_reason() -> None:

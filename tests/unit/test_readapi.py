@@ -106,6 +106,33 @@ def test_with_a_key_split_a_chart_queries_each_split_and_sums_across_them(stubbe
         )
 
 
+def test_with_a_key_split_top_products_queries_each_split_of_the_index_day(stubbed: tuple[Any, Stubber]) -> None:
+    # GIVEN the index's day split 2 ways: p-1's partials under view_day ~0 (shard 4) and ~1 (shard 7)
+    client, stubber = stubbed
+    for k, (shard, views) in enumerate([(4, 2), (7, 5)]):
+        item = {
+            "product_id": {"S": f"p-1~{k}"},
+            "metric_date": {"S": f"2026-11-24~{shard}"},
+            "view_day": {"S": f"2026-11-24~{k}"},
+            "view_count": {"N": str(views)},
+        }
+        expected = {
+            "TableName": "p",
+            "IndexName": BY_DAY_INDEX,
+            "KeyConditionExpression": "view_day = :d",
+            "ExpressionAttributeValues": {":d": {"S": f"2026-11-24~{k}"}},
+        }
+        stubber.add_response("query", {"Items": [item]}, expected)
+    tables = ReadTables.from_outputs(
+        {"OrderMetricsTable": "o", "ProductMetricsTable": "p", "WindowMetricsTable": "w", "MetricKeySplit": "2"}
+    )
+    # WHEN the top products are read with the stack's split
+    chart = MetricsReader(client, tables).top_products(DAY)
+    # THEN one Query per split of the day, and the product's views summed across them
+    assert chart.requests == 2
+    assert [(row.product_id, row.views) for row in chart.rows] == [("p-1", 7)]
+
+
 def test_top_products_sums_every_partial_of_the_day_from_the_index_then_ranks(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     base = {

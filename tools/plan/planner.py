@@ -239,8 +239,8 @@ def _hot_indexes(request: PlanRequest, point: UnitPoint, mix: Mapping[str, float
     The product index (``by-view-day``) is keyed by the day: every product partial's write that
     changes its views also writes that one index partition, so it takes the rate times the index's
     measured units per event (one unit per write: its entries are small). DynamoDB throttles the
-    table's writes when an index cannot keep up. No split of the index key is built: the warning says
-    what it would take.
+    table's writes when an index cannot keep up. ``MetricKeySplit`` K splits the index's day K ways
+    as it splits the partition keys (:func:`pipeline.metrics.partials.index_attributes`).
     """
     limit = PARTITION_WCU_PER_S * request.utilization
     keys = []
@@ -255,8 +255,8 @@ def _hot_indexes(request: PlanRequest, point: UnitPoint, mix: Mapping[str, float
                     units,
                     "project",
                     f"{units:,.0f} WU/s on the index's partition of the day, which throttles the table's writes; "
-                    f"it needs the day key split over {parts} suffixes (not built: the day's charts would read "
-                    f"{parts} partitions)",
+                    f"set MetricKeySplit={parts}: the index's day over {parts} suffixes (shard ordinal mod {parts}), "
+                    f"read by {parts} Queries",
                 )
             )
     return tuple(keys)
