@@ -254,8 +254,8 @@ def _hot_indexes(request: PlanRequest, point: UnitPoint, mix: Mapping[str, float
                     units,
                     units,
                     "project",
-                    f"{units:,.0f} WU/s on the index's partition of the day, which throttles the table's writes; "
-                    f"set MetricKeySplit={parts}: the index's day over {parts} suffixes (shard ordinal mod {parts}), "
+                    f"the index's partition of the day (throttles the table's writes when over); set "
+                    f"MetricKeySplit={parts}: the index's day over {parts} suffixes (shard ordinal mod {parts}), "
                     f"read by {parts} Queries",
                 )
             )

@@ -113,8 +113,9 @@ def render_plan(plan: Plan, cost: CostTable, figures: Figures, prices: Prices) -
     if plan.hot_keys:
         lines.append("")
         lines.append(f"Hot keys (one partition key above {r.utilization:.0%} of a partition's 1,000 WU/s):")
+        width = max(len(h.table) for h in plan.hot_keys)
         for h in plan.hot_keys:
-            lines.append(f"  {h.table:16} {h.design:10} {h.write_units_per_s:>12,.0f} WU/s: {h.fix}")
+            lines.append(f"  {h.table:{width}} {h.design:10} {h.write_units_per_s:>9,.0f} WU/s: {h.fix}")
     lines += ["", f"{'monthly (USD)':16}{'project':>14}{'seed style':>14}"]
     for service in SERVICES:
         lines.append(f"{service:16}{_usd(cost.project[service]):>14}{_usd(cost.seed[service]):>14}")
