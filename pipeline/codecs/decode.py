@@ -162,7 +162,7 @@ def _one_value(
     False when it is not (NDJSON, or junk with newlines), for the line-by-line path."""
     if b"\n" not in payload.strip():
         checked = _checked(payload, None, not_after)
-    elif payload[:1] == b"{":
+    elif payload.lstrip()[:1] == b"{":  # one event, pretty-printed (whitespace before it included)
         try:
             whole = _decode(payload)
         except msgspec.ValidationError as exc:  # not an event: one JSON value, or NDJSON whose first line is bad

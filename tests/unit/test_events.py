@@ -340,3 +340,16 @@ def test_each_record_is_judged_against_its_own_arrival_in_a_batch(
         assert isinstance(alone, DecodeError)
         assert results[1].reason == alone.reason
         assert "future horizon" in results[1].reason
+
+
+@pytest.mark.parametrize("prefix", [b"", b" ", b"\n", b"\r\n\t "])
+def test_a_pretty_printed_event_after_whitespace_is_one_event_for_both_decoders(prefix: bytes) -> None:
+    # GIVEN one event pretty-printed over several lines, with whitespace before it
+    raw = prefix + orjson.dumps(_order_wire(), option=orjson.OPT_INDENT_2)
+    # WHEN decoded alone and in a batch THEN both give the event, keeping the bytes as received
+    (alone,) = decode_record(raw, "shard-0", "1", NOT_AFTER)
+    (batched,) = decode_records([StreamRecord("shard-0", "1", raw, ARRIVAL)])
+    assert isinstance(alone, DecodedEvent)
+    assert isinstance(batched, DecodedEvent)
+    assert alone.event == batched.event
+    assert alone.raw == batched.raw == raw
