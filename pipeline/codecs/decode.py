@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -53,6 +52,7 @@ from pipeline.events.decoder import (
     order_money_ok,
     translate,
 )
+from pipeline.events.limits import LATEST_EVENT_TIME
 from pipeline.exceptions import DecodeError, EventValidationError
 from pipeline.stream import StreamRecord
 
@@ -67,7 +67,6 @@ _UA: Final = UserActivityEvent
 _OE: Final = OrderEvent
 _SM: Final = SystemMetricEvent
 _SMALL: Final = SMALL_EVENT_BYTES
-_ARRIVAL: Final = attrgetter("arrival")
 _KPL_FIRST: Final = 0xF3
 _GZIP_FIRST: Final = 0x1F
 _OPEN_BRACE: Final = 0x7B
@@ -163,7 +162,7 @@ def _one_value(
     False when it is not (NDJSON, or junk with newlines), for the line-by-line path."""
     if b"\n" not in payload.strip():
         checked = _checked(payload, None, not_after)
-    elif payload[:1] == b"{":
+    elif payload.lstrip()[:1] == b"{":  # one event, pretty-printed (whitespace before it included)
         try:
             whole = _decode(payload)
         except msgspec.ValidationError as exc:  # not an event: one JSON value, or NDJSON whose first line is bad
@@ -319,13 +318,9 @@ def decode_records(records: Sequence[StreamRecord], policy: ValidationPolicy = D
     Never raises for any record bytes; the same results as :func:`decode_record` per record.
     """
     out: list[DecodeResult] = []
-    if not records:
-        return out
     append = out.append
     decode = _decode
-    # One bound for the whole batch: an event no later than the earliest arrival plus the horizon is
-    # within every record's horizon; only events past it are judged against their own record's arrival.
-    bound = policy.not_after(min(map(_ARRIVAL, records)))
+    latest = LATEST_EVENT_TIME
     for record in records:
         data = record.data
         try:
@@ -334,7 +329,10 @@ def decode_records(records: Sequence[StreamRecord], policy: ValidationPolicy = D
             _record(data, record.shard_id, record.sequence_number, policy.not_after(record.arrival), out)
             continue
         ts = event.timestamp
-        if ts.tzinfo is _UTC and ts <= bound and len(data) <= _SMALL:
+        # Within the horizon without computing it: ts <= arrival <= LATEST_EVENT_TIME implies
+        # ts <= policy.not_after(arrival) (the horizon is never negative). An event dated after its
+        # record's arrival (a producer clock ahead) takes the careful path, judged on its own arrival.
+        if ts.tzinfo is _UTC and ts <= record.arrival <= latest and len(data) <= _SMALL:
             kind = type(event)
             if (
                 kind is _PV

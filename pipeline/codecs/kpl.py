@@ -13,7 +13,10 @@ returns a partial list. :func:`aggregate` output round-trips through :func:`deag
 
 Limit: an aggregate of more than :data:`~pipeline.codecs.formats.MAX_KPL_SUBRECORDS` user records is
 refused whole, as one error, counted before protobuf parses anything (the parse would hold ~70 bytes
-per sub-record): hostile bytes cannot multiply into millions of results or objects.
+per sub-record): hostile bytes cannot multiply into millions of results or objects. The count before
+parsing sees tags in protobuf's canonical one-byte form, as every encoder writes them; an aggregate
+that writes them as overlong varints (``9a 00`` for ``1a``, which protobuf accepts) is parsed first
+(measured: about 25 MB more peak memory for 1 MiB of 3-byte empty records) and refused after.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ def _parse(data: bytes) -> Any:
         message.ParseFromString(body)
     except parse_error as exc:
         raise DecodeError(f"KPL aggregate protobuf does not parse: {exc}", data) from None
+    if len(message.records) > MAX_KPL_SUBRECORDS:  # tags written as overlong varints escape the count above
+        raise DecodeError(f"KPL aggregate holds more than {MAX_KPL_SUBRECORDS:,} user records (refused)", data)
     return message
 
 

@@ -45,6 +45,17 @@ def test_kpl_aggregate_past_the_subrecord_limit_is_one_error_keeping_the_record(
     assert "more than 100,000 user records" in result.reason
 
 
+def test_kpl_aggregate_past_the_limit_in_overlong_tags_is_one_error_keeping_the_record() -> None:
+    # GIVEN records whose tags are overlong varints (9a 00 = 0x1a), which the byte count before parsing misses
+    body = b"\x0a\x01k" + b"\x9a\x00\x00" * (MAX_KPL_SUBRECORDS + 1)
+    data = KPL_MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the format's checksum
+    # WHEN decoded THEN one error keeping the record, not 100,001 bad rows
+    (result,) = decode_record(data, "s", "1", NOT_AFTER)
+    assert isinstance(result, DecodeError)
+    assert result.raw == data
+    assert "more than 100,000 user records" in result.reason
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [

@@ -300,3 +300,56 @@ def test_small_events_cannot_break_a_size_limit() -> None:
     # The hot path skips the size checks below SMALL_EVENT_BYTES: no limit can be reached there
     assert SMALL_EVENT_BYTES * 3 <= 2048
     assert SMALL_EVENT_BYTES <= 996
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "arrival", "valid"),
+    [
+        pytest.param("2026-11-24T11:59:59Z", ARRIVAL, True, id="before-arrival"),
+        pytest.param("2026-11-24T12:00:00Z", ARRIVAL, True, id="at-arrival"),
+        pytest.param("2026-11-25T11:59:59Z", ARRIVAL, True, id="after-arrival-within-horizon"),
+        pytest.param("2026-11-25T12:00:01Z", ARRIVAL, False, id="past-horizon"),
+        pytest.param("9995-01-01T00:00:00Z", datetime(9999, 1, 1, tzinfo=UTC), False, id="arrival-past-latest"),
+        pytest.param("9989-12-31T23:59:59Z", datetime(9999, 1, 1, tzinfo=UTC), True, id="latest-event-time"),
+    ],
+)
+def test_each_record_is_judged_against_its_own_arrival_in_a_batch(
+    timestamp: str, arrival: datetime, valid: bool
+) -> None:
+    # GIVEN a batch where the record under test arrived at `arrival`, between records that arrived a day
+    # earlier and later (the batch decoder's fast path compares each event with its own record's arrival)
+    raw = orjson.dumps({**_order_wire(), "timestamp": timestamp})
+    others = [encode_event(decode_event(orjson.dumps(_order_wire()))) for _ in range(2)]
+    records = [
+        StreamRecord("shard-0", "1", others[0], ARRIVAL - timedelta(days=1)),
+        StreamRecord("shard-0", "2", raw, arrival),
+        StreamRecord("shard-0", "3", others[1], ARRIVAL + timedelta(days=1)),
+    ]
+    # WHEN the batch is decoded THEN the record's verdict is the single-record decoder's with its own horizon
+    results = decode_records(records)
+    (alone,) = decode_record(raw, "shard-0", "2", ValidationPolicy().not_after(arrival))
+    assert isinstance(results[0], DecodedEvent)
+    assert isinstance(results[2], DecodedEvent)
+    assert isinstance(results[1], DecodedEvent) is valid
+    assert type(results[1]) is type(alone)
+    if isinstance(results[1], DecodedEvent) and isinstance(alone, DecodedEvent):
+        assert results[1].event == alone.event
+        assert results[1].event.timestamp.tzinfo is UTC
+    else:
+        assert isinstance(results[1], DecodeError)
+        assert isinstance(alone, DecodeError)
+        assert results[1].reason == alone.reason
+        assert "future horizon" in results[1].reason
+
+
+@pytest.mark.parametrize("prefix", [b"", b" ", b"\n", b"\r\n\t "])
+def test_a_pretty_printed_event_after_whitespace_is_one_event_for_both_decoders(prefix: bytes) -> None:
+    # GIVEN one event pretty-printed over several lines, with whitespace before it
+    raw = prefix + orjson.dumps(_order_wire(), option=orjson.OPT_INDENT_2)
+    # WHEN decoded alone and in a batch THEN both give the event, keeping the bytes as received
+    (alone,) = decode_record(raw, "shard-0", "1", NOT_AFTER)
+    (batched,) = decode_records([StreamRecord("shard-0", "1", raw, ARRIVAL)])
+    assert isinstance(alone, DecodedEvent)
+    assert isinstance(batched, DecodedEvent)
+    assert alone.event == batched.event
+    assert alone.raw == batched.raw == raw
