@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tools.cli.compare_live import main
+from tools.cli.main import main
 from tools.local.live_timing import RuntimeTiming, TimedKinesis
 from tools.plan.live_fit import FitError, compare, fit_run, fit_service_time
 from tools.plan.simulate_local import LocalLoad, LocalRuntimeModel, _flush_times, simulate_local
@@ -220,7 +220,7 @@ def test_compare_live_compares_saved_runs_and_fails_in_one_line(
     saved = tmp_path / "runs.json"
     saved.write_bytes(orjson.dumps({"runs": [_raw_run()]}))
     # WHEN compared again as JSON
-    status = main(["--from-run", str(saved), "--json", "--sim-seeds", "1"])
+    status = main(["compare-live", "--from-run", str(saved), "--json", "--sim-seeds", "1"])
     document = orjson.loads(capsys.readouterr().out)
     # THEN the exit status is the verdict's
     assert status == (0 if document["runs"][0]["within_tolerance"] else 1)
@@ -229,9 +229,9 @@ def test_compare_live_compares_saved_runs_and_fails_in_one_line(
     for path, content in ((tmp_path / "absent.json", None), (tmp_path / "bad.json", b"{not json")):
         if content is not None:
             path.write_bytes(content)
-        assert main(["--from-run", str(path)]) == 2
+        assert main(["compare-live", "--from-run", str(path)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "compare_live" in err
+        assert err.count("\n") == 1 and "compare-live" in err
 
 
 def test_the_runtimes_get_records_calls_are_timed_empty_ones_apart() -> None:

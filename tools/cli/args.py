@@ -7,9 +7,10 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import math
 from urllib.parse import urlsplit
 
-__all__ = ["endpoint_url", "fraction", "non_negative_int", "positive_int"]
+__all__ = ["endpoint_url", "fraction", "non_negative_int", "positive_int", "positive_number"]
 
 
 def _int(text: str) -> int:
@@ -32,6 +33,17 @@ def non_negative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (``100_000`` and ``100,000`` read as 100000)."""
+    try:
+        value = float(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
 
 

@@ -23,7 +23,7 @@ from pipeline.codecs import RecordFormat
 from pipeline.events import Event, EventType
 from pipeline.settings import Settings, aws_client
 from producers import Producer
-from tools.cli.args import endpoint_url, non_negative_int
+from tools.cli.args import endpoint_url, non_negative_int, positive_number
 from tools.local.state import STATE_DIR_VARIABLE, default_state_dir
 
 __all__ = ["configure", "run"]
@@ -35,16 +35,6 @@ _EPILOG = (
     "ids changes no table: the consumer drops the events as duplicates within its dedup window). Exit "
     "status 1 if any event was not delivered."
 )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def _aware(text: str) -> datetime:
@@ -67,8 +57,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         "at the target rate; report the rate reached (or what limited it) and the end-to-end lag.",
         epilog=_EPILOG,
     )
-    synthetic.add_argument("--rate", type=_positive_float, required=True, help="target events per second")
-    synthetic.add_argument("--seconds", type=_positive_float, required=True, help="how long the schedule lasts")
+    synthetic.add_argument("--rate", type=positive_number, required=True, help="target events per second")
+    synthetic.add_argument("--seconds", type=positive_number, required=True, help="how long the schedule lasts")
     synthetic.add_argument("--seed", type=int, help="workload seed (default: from the clock; reported)")
     replay = modes.add_parser(
         "replay",
@@ -83,8 +73,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     replay.add_argument("--since", type=_aware, help="events at or after this time (ISO 8601 with offset)")
     replay.add_argument("--until", type=_aware, help="events before this time (ISO 8601 with offset)")
     pace = replay.add_mutually_exclusive_group(required=True)
-    pace.add_argument("--speed", type=_positive_float, help="original inter-arrival times divided by this")
-    pace.add_argument("--rate", type=_positive_float, help="events per second, evenly spaced")
+    pace.add_argument("--speed", type=positive_number, help="original inter-arrival times divided by this")
+    pace.add_argument("--rate", type=positive_number, help="events per second, evenly spaced")
     replay.add_argument("--new-ids", action="store_true", help="give every event a new event_id")
     replay.add_argument("--bucket", help="archive bucket (default: the stack's ArchiveBucket)")
     for sub in (synthetic, replay):
@@ -107,7 +97,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lag-samples", type=non_negative_int, default=20, help="lag samples a second (default 20; 0: none)"
     )
-    parser.add_argument("--lag-timeout", type=_positive_float, default=60.0, help="give up on a sample after (60 s)")
+    parser.add_argument("--lag-timeout", type=positive_number, default=60.0, help="give up on a sample after (60 s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

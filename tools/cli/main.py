@@ -51,6 +51,10 @@ COMMANDS: Final = {
         "tools.cli.plan_cmd",
         "shards, event source settings, capacity units, hot keys and monthly cost for a rate, from measured figures",
     ),
+    "compare-live": (
+        "tools.cli.compare_live",
+        "a load run on the live local stack against the simulation of the local runtime, fitted from that run",
+    ),
 }
 
 

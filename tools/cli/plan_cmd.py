@@ -18,22 +18,12 @@ from typing import Any
 
 import orjson
 
-from tools.cli.args import positive_int
+from tools.cli.args import positive_int, positive_number
 
 __all__ = ["configure", "parse_mix", "run"]
 
 _FORMATS = ("json", "gzip", "gzip-batch", "kpl", "kpl-gzip")
 _TYPES = ("order_event", "product_view", "system_metric", "user_activity")
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events per second") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -57,9 +47,11 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("--rate", type=_rate, required=True, help="steady events per second (e.g. 100000)")
+    parser.add_argument("--rate", type=positive_number, required=True, help="steady events per second (e.g. 100000)")
     parser.add_argument(
-        "--event-bytes", type=_rate, help="JSON bytes of an average event (default: the reference workload's, ~304)"
+        "--event-bytes",
+        type=positive_number,
+        help="JSON bytes of an average event (default: the reference workload's, ~304)",
     )
     parser.add_argument(
         "--mix",
@@ -101,23 +93,26 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         type=positive_int,
         default=1000,
         help="Lambda concurrency available to the consumer in the simulation (default 1000, the account default); "
-        "the local live runtime has its own model: python -m tools.cli.compare_live",
+        "the local live runtime has its own model: pipeline compare-live",
     )
     parser.add_argument(
         "--throttle-backoff",
-        type=_rate,
+        type=positive_number,
         default=1.0,
         help="seconds before a throttled invocation is tried again, in the simulation (default 1)",
     )
     parser.add_argument(
-        "--per-event-us", type=_rate, help="the consumer's wall time per event in µs (default: the figures')"
+        "--per-event-us", type=positive_number, help="the consumer's wall time per event in µs (default: the figures')"
     )
     parser.add_argument(
-        "--invocation-overhead-ms", type=_rate, default=30.0, help="fixed time per invocation in ms (default 30)"
+        "--invocation-overhead-ms",
+        type=positive_number,
+        default=30.0,
+        help="fixed time per invocation in ms (default 30)",
     )
     parser.add_argument(
         "--seconds",
-        type=_rate,
+        type=positive_number,
         help="simulate a load run: arrivals for this long, then until every record is done (as 'pipeline load "
         "synthetic --seconds'); default: 300 s of steady state after 60 s of warm-up",
     )

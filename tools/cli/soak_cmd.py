@@ -16,19 +16,9 @@ from typing import Any
 import orjson
 
 from pipeline.codecs import RecordFormat
-from tools.cli.args import fraction, positive_int
+from tools.cli.args import fraction, positive_int, positive_number
 
 __all__ = ["configure", "run"]
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -46,7 +36,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         default=RecordFormat.JSON.value,
         help="record format the producer writes (default json; gzip-batch is the densest)",
     )
-    parser.add_argument("--rate", type=_rate, default=400.0, help="events sent per second (default 400)")
+    parser.add_argument("--rate", type=positive_number, default=400.0, help="events sent per second (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the workload and of every fault draw")
     parser.add_argument("--no-restart", action="store_true", help="do not restart the emulator mid-run")
     parser.add_argument(

@@ -30,6 +30,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.exceptions import PipelineError
 from tools.plan.simulate_local import LocalLoad, LocalRuntimeModel, simulate_local
 
 __all__ = ["FitError", "LocalFit", "compare", "fit_run", "fit_service_time", "render"]
@@ -39,7 +40,7 @@ _SUM_KEYS = ("n", "k", "nn", "kk", "nk", "ny", "ky")
 _SUMS_SPREAD = "yy"
 
 
-class FitError(Exception):
+class FitError(PipelineError):
     """The run's figures cannot give a model (or the stack cannot give a run)."""
 
 

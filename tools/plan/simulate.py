@@ -16,7 +16,7 @@ to the end of its invocation, and the events per second done. Deterministic for 
 
 This is what AWS does. The local live runtime (``pipeline up``) is not Lambda: one thread serves the
 shards in turn, so its lag is simulated by :mod:`tools.plan.simulate_local` (fitted to a run by
-``python -m tools.cli.compare_live``), not by this model with a concurrency of 1.
+``pipeline compare-live``), not by this model with a concurrency of 1.
 """
 
 from __future__ import annotations
