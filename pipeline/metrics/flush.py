@@ -21,7 +21,7 @@ from typing import Final, Literal, Protocol
 
 from pipeline.exceptions import TransientError
 from pipeline.metrics.effects import Effect, ItemKey, Message
-from pipeline.metrics.partials import partial_effect
+from pipeline.metrics.partials import partial_rekey
 from pipeline.metrics.plan import (
     ItemPlan,
     ItemRef,
@@ -228,8 +228,8 @@ class FlushEngine:
 
     def flush(self, shard_id: str, effects: Sequence[Positioned], deadline: Deadline = NO_DEADLINE) -> FlushResult:
         tally = Tally()
-        # Counters and extremes of partial tables go to this shard's own partial item (one watermark each).
-        batch = coalesce(Positioned(p.position, partial_effect(p.effect, shard_id, self.key_split)) for p in effects)
+        rekey = partial_rekey(shard_id, self.key_split)  # partial tables' effects: this shard's own partials
+        batch = coalesce(Positioned(p.position, rekey(p.effect)) for p in effects)
         failed: list[str | None] = []
         left_puts = self._put_once(batch.puts, tally, deadline)
         if left_puts:

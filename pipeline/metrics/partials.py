@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -57,6 +56,7 @@ __all__ = [
     "merge_tables",
     "partial_effect",
     "partial_key",
+    "partial_rekey",
     "partition_values",
     "shard_ordinal",
     "shard_suffix",
@@ -100,10 +100,20 @@ def partial_key(table: str, key: ItemKey, shard_id: str, split: int = 1) -> Item
     """
     if not is_partial(table):
         return key
+    return _suffixed(key, *_suffixes(shard_id, split))
+
+
+def _suffixes(shard_id: str, split: int) -> tuple[str, str]:
+    """The partition key's suffix (empty without a split) and the sort key's, for ``shard_id``."""
+    ordinal = shard_ordinal(shard_id)
+    return (f"{SEPARATOR}{ordinal % split}" if split > 1 else ""), f"{SEPARATOR}{ordinal}"
+
+
+def _suffixed(key: ItemKey, head_suffix: str, sort_suffix: str) -> ItemKey:
     (head_name, head), *middle, (name, value) = key
-    if split > 1:
-        head = f"{head}{SEPARATOR}{shard_ordinal(shard_id) % split}"
-    return ((head_name, head), *middle, (name, f"{value}{shard_suffix(shard_id)}"))
+    if head_suffix:
+        head = f"{head}{head_suffix}"
+    return ((head_name, head), *middle, (name, f"{value}{sort_suffix}"))
 
 
 def logical_key(table: str, key: ItemKey, split: int = 1) -> ItemKey:
@@ -149,16 +159,31 @@ def partial_effect(effect: Effect, shard_id: str, split: int = 1) -> Effect:
     Raises :class:`~pipeline.exceptions.MetricWriteError` for an extreme the merge could not read
     back: undeclared, of the other kind, or with companions.
     """
-    if not isinstance(effect, Add | Extreme) or not is_partial(effect.table):
+    return partial_rekey(shard_id, split)(effect)
+
+
+def partial_rekey(shard_id: str, split: int = 1) -> Callable[[Effect], Effect]:
+    """:func:`partial_effect` for many effects of one shard: its suffixes are built once (a flush
+    re-keys every effect of its batch), not once per effect."""
+    head_suffix, sort_suffix = _suffixes(shard_id, split)
+
+    def rekey(effect: Effect) -> Effect:
+        if isinstance(effect, Add):
+            if not is_partial(effect.table):
+                return effect
+            return Add(effect.table, _suffixed(effect.key, head_suffix, sort_suffix), effect.amounts)
+        if isinstance(effect, Extreme) and is_partial(effect.table):
+            declared = TABLES[effect.table].extremes.get(effect.attribute)
+            if declared != effect.kind or effect.companions:
+                raise MetricWriteError(
+                    f"{effect.table}.{effect.attribute}: a partial table's extremes are declared in "
+                    f"TableSpec.extremes ({dict(TABLES[effect.table].extremes)}) and carry no companions"
+                )
+            key = _suffixed(effect.key, head_suffix, sort_suffix)
+            return Extreme(effect.table, key, effect.attribute, effect.value, effect.kind, effect.companions)
         return effect
-    if isinstance(effect, Extreme):
-        declared = TABLES[effect.table].extremes.get(effect.attribute)
-        if declared != effect.kind or effect.companions:
-            raise MetricWriteError(
-                f"{effect.table}.{effect.attribute}: a partial table's extremes are declared in TableSpec.extremes"
-                f" ({dict(TABLES[effect.table].extremes)}) and carry no companions"
-            )
-    return replace(effect, key=partial_key(effect.table, effect.key, shard_id, split))
+
+    return rekey
 
 
 def merge_items(table: str, items: Iterable[Mapping[str, object]], split: int = 1) -> dict[ItemKey, dict[str, object]]:
